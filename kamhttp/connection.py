@@ -1,0 +1,108 @@
+"""Connection definitions: immutable, built once at load time from an ``httpcon`` line, a
+config_file section or a YAML mapping, and never parsed again on the request path.
+
+The per-connection keys live in one table, :data:`CONNECTION_KEYS`, which the three loaders
+share: it names each key, its spellings, the modparam it defaults from and how each format
+writes its value.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .params import Settings
+
+
+@dataclass(frozen=True)
+class ConnectionKey:
+    name: str                    # the field of Connection
+    kind: str                    # "str", "int", "bool", "tlsversion"
+    modparam: str | None = None  # the Settings value it defaults from
+    aliases: tuple[str, ...] = ()  # other spellings accepted in config_file / YAML
+    in_httpcon: bool = True      # settable as ;name=value in httpcon
+
+
+CONNECTION_KEYS: dict[str, ConnectionKey] = {k.name: k for k in (
+    ConnectionKey("url", "str", in_httpcon=False),
+    ConnectionKey("username", "str", in_httpcon=False),
+    ConnectionKey("password", "str", in_httpcon=False),
+    ConnectionKey("failover", "str"),
+    ConnectionKey("useragent", "str", "useragent"),
+    ConnectionKey("verify_peer", "bool", "verify_peer"),
+    ConnectionKey("verify_host", "bool", "verify_host"),
+    ConnectionKey("client_cert", "str", "client_cert"),
+    ConnectionKey("client_key", "str", "client_key"),
+    ConnectionKey("cipher_suites", "str", "cipher_suites"),
+    ConnectionKey("tlsversion", "tlsversion", "tlsversion"),
+    ConnectionKey("timeout", "int", "connection_timeout"),
+    ConnectionKey("maxdatasize", "int", "maxdatasize"),
+    ConnectionKey("httpredirect", "bool", "httpredirect", aliases=("http_follow_redirect",)),
+    ConnectionKey("httpproxy", "str", "httpproxy"),
+    ConnectionKey("httpproxyport", "int", "httpproxyport"),
+    ConnectionKey("authmethod", "int", "authmethod"),
+    ConnectionKey("keep_connections", "bool", "keep_connections", aliases=("keepconnections",)),
+)}
+
+KEY_BY_SPELLING: dict[str, ConnectionKey] = {
+    spelling: key for key in CONNECTION_KEYS.values() for spelling in (key.name, *key.aliases)}
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One named connection. ``url`` is the base without scheme and credentials (what listcon
+    calls URI); ``source`` says where it was defined, for error messages."""
+
+    name: str
+    schema: str
+    url: str
+    source: str
+    username: str | None = None
+    password: str | None = None
+    failover: str | None = None
+    useragent: str | None = None
+    verify_peer: int = 1
+    verify_host: int = 2
+    client_cert: str | None = None
+    client_key: str | None = None
+    cipher_suites: str | None = None
+    tlsversion: int = 0
+    timeout: int = 0
+    maxdatasize: int = 0
+    httpredirect: int = 1
+    httpproxy: str | None = None
+    httpproxyport: int = 0
+    authmethod: int = 3
+    keep_connections: int = 0
+
+    @classmethod
+    def define(cls, name: str, schema: str, url: str, source: str, defaults: Settings,
+               **values: Any) -> "Connection":
+        """A connection taking every key not given in ``values`` from ``defaults``."""
+        inherited = {key.name: getattr(defaults, key.modparam)
+                     for key in CONNECTION_KEYS.values()
+                     if key.modparam and key.name not in values}
+        return cls(name=name, schema=schema, url=url, source=source, **inherited, **values)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.schema}://{self.url}"
+
+    def join(self, path: str) -> str:
+        """The request URL for ``path``, joined as the C module does: a "/" is inserted unless
+        ``path`` starts with one, and nothing is de-duplicated."""
+        if not path:
+            return self.base_url
+        return f"{self.base_url}{'' if path.startswith('/') else '/'}{path}"
+
+    @property
+    def proxy(self) -> str | None:
+        """The proxy of this connection: only with a port > 0 (the C rule for connections)."""
+        return self.httpproxy if self.httpproxyport > 0 and self.httpproxy else None
+
+    def masked(self) -> dict[str, Any]:
+        """Every field, the password masked: for check, listcon and logs."""
+        fields = dataclasses.asdict(self)
+        if fields["password"] is not None:
+            fields["password"] = "********"
+        return fields

@@ -1,0 +1,192 @@
+"""The module parameters (modparams) of http_client: one table that drives parsing, defaults,
+validation and the generated documentation.
+
+Each :class:`ModParam` says *when* its value is read, because the C module's load order is part
+of the contract:
+
+* ``COPIED``  - an ``httpcon`` copies the value in force at its line; config_file connections
+  take the final value; direct-URL functions read it at request time.
+* ``REQUEST`` - read at request time by every function (cacert, netinterface, timeout_mode,
+  response_headers).
+* ``DIRECT``  - read at request time by the direct-URL functions only.
+* ``LOADER``  - not a value but an action (``httpcon`` defines a connection, ``config_file``
+  loads a file).
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import platform
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import __version__
+from .errors import ConfigError
+
+
+class Scope(enum.Enum):
+    COPIED = "copied into a connection at its definition"
+    REQUEST = "read at request time (all functions)"
+    DIRECT = "read at request time (direct-URL functions)"
+    LOADER = "defines connections"
+
+
+TLS_VERSIONS = ("DEFAULT", "TLSv1", "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+"""libcurl's CURL_SSLVERSION_* numbers, by index; each is a minimum version."""
+
+AUTH_BITS = {1: "BASIC", 2: "DIGEST", 4: "GSS-Negotiate", 8: "NTLM", 16: "Digest-IE"}
+
+DEFAULT_USERAGENT = (f"kamhttp ({__version__} "
+                     f"({platform.machine() or 'unknown'}/{platform.system().lower() or 'unknown'}))")
+"""Built like Kamailio's own ``NAME (VERSION (ARCH/OS))``."""
+
+DEFAULT_TIMEOUT_S = 4
+"""What a timeout of 0 (unset) becomes: 4 s, or 4000 ms in timeout_mode 2 (master)."""
+
+
+def _check_bool(value: int) -> str | None:
+    return None if value >= 0 else "0 (off) or 1 (on)"
+
+
+def _choices(*allowed: int, names: tuple[str, ...] = ()) -> Callable[[int], str | None]:
+    def check(value: int) -> str | None:
+        if value in allowed:
+            return None
+        labels = [f"{v} ({names[v]})" if names else str(v) for v in allowed]
+        return "one of " + ", ".join(labels)
+    return check
+
+
+def _check_uint(value: int) -> str | None:
+    return None if value >= 0 else "an integer >= 0"
+
+
+def _check_port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else "a port number 0..65535 (0 disables the proxy)"
+
+
+def _check_authmethod(value: int) -> str | None:
+    if 0 < value < 32:
+        return None
+    return "a bitmap of " + ", ".join(f"{b} ({n})" for b, n in AUTH_BITS.items())
+
+
+@dataclass(frozen=True)
+class ModParam:
+    name: str
+    kind: type                      # int or str
+    default: Any
+    scope: Scope
+    doc: str
+    check: Callable[[int], str | None] | None = None   # returns what would be valid, or None
+
+
+PARAMS: dict[str, ModParam] = {p.name: p for p in (
+    ModParam("httpredirect", int, 1, Scope.COPIED,
+             "Follow HTTP redirects (1) or not (0). Documented default 1 (C: 0).", _check_bool),
+    ModParam("httpproxy", str, None, Scope.COPIED,
+             "Default HTTP proxy URL. Connections use it only when httpproxyport > 0."),
+    ModParam("httpproxyport", int, 0, Scope.COPIED,
+             "Default proxy port; 0 disables the proxy for connections.", _check_port),
+    ModParam("useragent", str, DEFAULT_USERAGENT, Scope.COPIED,
+             "User-Agent header; \"\" sends none."),
+    ModParam("maxdatasize", int, 0, Scope.COPIED,
+             "Largest response body kept for connections, in bytes; 0 is unlimited.", _check_uint),
+    ModParam("connection_timeout", int, 0, Scope.COPIED,
+             "Timeout of the whole transfer, in the unit of timeout_mode; 0 means the default "
+             "(4 s, or 4000 ms in timeout_mode 2).", _check_uint),
+    ModParam("timeout_mode", int, 1, Scope.REQUEST,
+             "0: no timeouts; 1: timeouts in seconds; 2: in milliseconds.", _choices(0, 1, 2)),
+    ModParam("client_cert", str, None, Scope.COPIED,
+             "PEM client certificate file (used only together with client_key)."),
+    ModParam("client_key", str, None, Scope.COPIED,
+             "PEM client key file (used only together with client_cert)."),
+    ModParam("cacert", str, None, Scope.REQUEST,
+             "PEM file of the CAs trusted to verify servers; unset uses the system store."),
+    ModParam("cipher_suites", str, None, Scope.COPIED,
+             "Allowed TLS cipher list (libcurl CURLOPT_SSL_CIPHER_LIST)."),
+    ModParam("verify_peer", int, 1, Scope.COPIED,
+             "Verify the server certificate (1) or not (0).", _check_bool),
+    ModParam("verify_host", int, 2, Scope.COPIED,
+             "Verify the server host name (non-zero) or not (0).", _check_bool),
+    ModParam("tlsversion", int, 0, Scope.COPIED,
+             "Minimum TLS version: " + ", ".join(f"{i} {n}" for i, n in enumerate(TLS_VERSIONS)),
+             _choices(*range(len(TLS_VERSIONS)), names=TLS_VERSIONS)),
+    ModParam("authmethod", int, 3, Scope.COPIED,
+             "HTTP authentication bitmap: 1 Basic, 2 Digest, 4 GSS-Negotiate, 8 NTLM, "
+             "16 Digest-IE.", _check_authmethod),
+    ModParam("keep_connections", int, 0, Scope.COPIED,
+             "Reuse connections (1) or open a new one per request (0).", _check_bool),
+    ModParam("query_result", int, 1, Scope.DIRECT,
+             "Direct-URL functions keep the whole body (0) or its first line (1).", _check_bool),
+    ModParam("query_maxdatasize", int, 0, Scope.DIRECT,
+             "Largest result of the direct-URL functions, in bytes; 0 is unlimited.",
+             _check_uint),
+    ModParam("httpcon", str, None, Scope.LOADER,
+             "Defines a connection: name=>scheme://[user[:password]@]host[/path][;key=value]..."),
+    ModParam("config_file", str, None, Scope.LOADER,
+             "A file of connection sections (Kamailio cfg_parser format)."),
+    ModParam("netinterface", str, None, Scope.REQUEST,
+             "Local interface name or address for outgoing requests."),
+    ModParam("response_headers", int, 0, Scope.REQUEST,
+             "Capture response headers for $httprhdr(name) (1) or not (0).", _check_bool),
+)}
+
+
+class _SettingsMethods:
+    def with_value(self, name: str, value: Any) -> "Settings":
+        return dataclasses.replace(self, **{name: value})
+
+    def effective_timeout(self, timeout: int) -> int:
+        """A connection's or the global timeout after master's fix-up: 0 becomes the final
+        connection_timeout, and an unset connection_timeout 4 s (4000 ms in timeout_mode 2)."""
+        if not timeout:
+            timeout = self.connection_timeout
+        if not timeout:
+            timeout = DEFAULT_TIMEOUT_S * (1000 if self.timeout_mode == 2 else 1)
+        return timeout
+
+
+Settings = dataclasses.make_dataclass(
+    "Settings",
+    [(p.name, p.kind | None, p.default) for p in PARAMS.values() if p.scope is not Scope.LOADER],
+    bases=(_SettingsMethods,), frozen=True)
+Settings.__module__ = __name__
+Settings.__doc__ = """The values of every value-modparam at one point of the load order (immutable),
+with the defaults of PARAMS."""
+
+
+def coerce(name: str, value: Any, source: str) -> Any:
+    """Check a modparam value against the table and return it in its type.
+
+    Raises ConfigError for an unknown name, a type mismatch (a string where an integer is due,
+    as Kamailio's core does) or a value out of range.
+    """
+    param = PARAMS.get(name)
+    if param is None:
+        raise ConfigError(source, f"unknown http_client modparam {name!r}", text=name,
+                          valid=", ".join(PARAMS))
+    if param.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, f"modparam {name!r} takes an integer", text=repr(value),
+                              valid="an unquoted integer")
+        if param.check and (valid := param.check(value)):
+            raise ConfigError(source, f"modparam {name!r} value out of range", text=str(value),
+                              valid=valid)
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(source, f"modparam {name!r} takes a string", text=repr(value),
+                          valid="a quoted string")
+    if "\x00" in value:
+        raise ConfigError(source, f"modparam {name!r} contains a NUL byte", text=repr(value),
+                          valid="text without NUL bytes")
+    return value
+
+
+def documentation() -> str:
+    """The parameter table as Markdown, generated from PARAMS (used by README and `check`)."""
+    rows = ["| modparam | type | default | read | meaning |", "|---|---|---|---|---|"]
+    for p in PARAMS.values():
+        default = "unset" if p.default is None else repr(p.default)
+        rows.append(f"| `{p.name}` | {p.kind.__name__} | {default} | {p.scope.value} | {p.doc} |")
+    return "\n".join(rows)
