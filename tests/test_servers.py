@@ -1,0 +1,171 @@
+"""The test servers answer as promised (tests/servers): every other test relies on them."""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import pycurl
+import pytest
+
+from tests.servers import MAX_DELAY, bytes_body
+
+
+@dataclasses.dataclass
+class Fetched:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]]
+    http_version: int
+    local_port: int
+
+
+def fetch(url: str, curl: pycurl.Curl | None = None, **options: object) -> Fetched:
+    """One transfer with pycurl; options by pycurl constant name, e.g. POSTFIELDS="x"."""
+    handle = curl or pycurl.Curl()
+    body, headers = io.BytesIO(), []
+
+    def on_header(line: bytes) -> None:
+        name, colon, value = line.decode("latin-1").partition(":")
+        if colon:
+            headers.append((name, value.strip()))
+
+    handle.setopt(pycurl.URL, url)
+    handle.setopt(pycurl.WRITEDATA, body)
+    handle.setopt(pycurl.HEADERFUNCTION, on_header)
+    handle.setopt(pycurl.TIMEOUT, 10)
+    for name, value in options.items():
+        handle.setopt(getattr(pycurl, name), value)
+    handle.perform()
+    return Fetched(handle.getinfo(pycurl.RESPONSE_CODE), body.getvalue(), headers,
+                   handle.getinfo(pycurl.INFO_HTTP_VERSION), handle.getinfo(pycurl.LOCAL_PORT))
+
+
+def curl_error(url: str, **options: object) -> int:
+    """The curl error code a transfer ends with (fails the test if it succeeds)."""
+    with pytest.raises(pycurl.error) as caught:
+        fetch(url, **options)
+    return caught.value.args[0]
+
+
+# --- plain HTTP -----------------------------------------------------------------------------
+
+def test_code_sets_status_body_content_type_and_ordered_repeated_headers(http_server):
+    got = fetch(http_server.url + "/code/418?body=short%20and%20stout&ctype=text/x-tea"
+                "&hdr=X-Twice:%20one&hdr=X-Other:%202&hdr=X-Twice:%20three")
+    assert got.status == 418
+    assert got.body == b"short and stout"
+    assert ("Content-Type", "text/x-tea") in got.headers
+    custom = [pair for pair in got.headers if pair[0].startswith("X-")]
+    assert custom == [("X-Twice", "one"), ("X-Other", "2"), ("X-Twice", "three")]
+
+
+def test_code_without_body_is_empty(http_server):
+    got = fetch(http_server.url + "/code/404")
+    assert (got.status, got.body) == (404, b"")
+
+
+def test_bad_parameter_is_400_naming_it(http_server):
+    got = fetch(http_server.url + "/bytes?n=lots")
+    assert got.status == 400
+    assert b"n='lots'" in got.body
+
+
+def test_echo_reports_the_request_in_wire_order_and_it_is_recorded(http_server):
+    http_server.clear()
+    got = fetch(http_server.url + "/echo/sub?a=1&b=2", POSTFIELDS="k=v\xe9".encode("latin-1"),
+                HTTPHEADER=["X-First: 1", "X-Second: 2", "X-First: 3"])
+    echoed = json.loads(got.body)
+    assert echoed["method"] == "POST"
+    assert echoed["path"] == "/echo/sub"
+    assert echoed["query"] == "a=1&b=2"
+    assert echoed["body"] == "k=v\xe9"
+    assert echoed["http_version"] == "1.1"
+    assert echoed["client_port"] == got.local_port
+    names = [name for name, _ in echoed["headers"]]
+    assert names.index("X-First") < names.index("X-Second")
+    assert [v for n, v in echoed["headers"] if n == "X-First"] == ["1", "3"]
+    [recorded] = http_server.requests
+    assert (recorded.method, recorded.path) == ("POST", "/echo/sub?a=1&b=2")
+    assert recorded.body == "k=v\xe9".encode("latin-1")
+    assert recorded.header("x-second") == "2"
+    assert recorded.client_port == got.local_port
+
+
+def test_keep_alive_reuses_one_connection_and_fresh_connects_do_not(http_server):
+    http_server.clear()
+    curl = pycurl.Curl()
+    for _ in range(5):
+        assert fetch(http_server.url + "/code/200", curl).status == 200
+    curl.setopt(pycurl.FRESH_CONNECT, 1)
+    curl.setopt(pycurl.FORBID_REUSE, 1)
+    for _ in range(3):
+        assert fetch(http_server.url + "/code/200", curl).status == 200
+    ports = [request.client_port for request in http_server.requests]
+    assert len(set(ports[:5])) == 1
+    assert len(set(ports[5:])) == 3 and ports[0] not in ports[5:]
+
+
+def test_redirect_sends_location_and_loop_loops(http_server):
+    got = fetch(http_server.url + "/redirect/307?to=/code/200%3Fbody%3Dthere")
+    assert got.status == 307
+    assert ("Location", "/code/200?body=there") in got.headers
+    assert fetch(http_server.url + "/redirect/302?to=/code/200%3Fbody%3Dthere",
+                 FOLLOWLOCATION=1).body == b"there"
+    assert curl_error(http_server.url + "/loop", FOLLOWLOCATION=1, MAXREDIRS=5) == 47
+
+
+def test_slow_waits_then_answers_and_times_out_a_short_timeout(http_server):
+    assert fetch(http_server.url + "/slow?delay=0.2&body=late").body == b"late"
+    assert curl_error(http_server.url + "/slow?delay=5", TIMEOUT_MS=200) == 28
+    assert fetch(http_server.url + f"/slow?delay={MAX_DELAY + 1}").status == 400
+
+
+@pytest.mark.parametrize("query", ["n=100000", "n=100000&chunked=1&chunk=777",
+                                   "n=5000&line=hello&eol=crlf", "n=0"])
+def test_bytes_sends_exactly_the_pattern(http_server, query):
+    got = fetch(http_server.url + "/bytes?" + query)
+    params = dict(part.split("=") for part in query.split("&"))
+    assert got.body == bytes_body(int(params["n"]), params.get("line"), params.get("eol", "lf"))
+    names = {name.lower() for name, _ in got.headers}
+    assert ("transfer-encoding" in names) == ("chunked=1" in query)
+    assert ("content-length" in names) == ("chunked=1" not in query)
+
+
+def test_bytes_line_repeats_the_line():
+    assert bytes_body(14, "ab", "crlf") == b"ab\r\nab\r\nab\r\nab"
+
+
+@pytest.mark.parametrize("scheme, method", [("basic", pycurl.HTTPAUTH_BASIC),
+                                            ("digest", pycurl.HTTPAUTH_DIGEST),
+                                            ("any", pycurl.HTTPAUTH_ANY)])
+def test_auth_accepts_right_and_refuses_wrong_credentials(http_server, scheme, method):
+    url = f"{http_server.url}/auth/{scheme}"
+    assert fetch(url).status == 401
+    good = fetch(url, HTTPAUTH=method, USERPWD="alice:s3cret")
+    assert (good.status, good.body) == (200, b"authenticated alice")
+    assert fetch(url, HTTPAUTH=method, USERPWD="alice:wrong").status == 401
+    assert fetch(url, HTTPAUTH=method, USERPWD="mallory:s3cret").status == 401
+
+
+def test_auth_challenges(http_server):
+    challenges = [value for name, value in fetch(http_server.url + "/auth/any").headers
+                  if name == "WWW-Authenticate"]
+    assert challenges[0].startswith('Digest realm="kamhttp", qop="auth"')
+    assert challenges[1] == 'Basic realm="kamhttp"'
+
+
+def test_digest_really_is_digest_and_any_prefers_it(http_server):
+    http_server.clear()
+    fetch(http_server.url + "/auth/any?user=bob&password=p%40ss", HTTPAUTH=pycurl.HTTPAUTH_ANY,
+          USERPWD="bob:p@ss")
+    authorization = http_server.requests[-1].header("Authorization")
+    assert authorization.startswith("Digest ") and 'username="bob"' in authorization
+
+
+def test_close_closes_without_reply(http_server):
+    assert curl_error(http_server.url + "/close") == 52
+
+
+def test_unknown_path_is_404(http_server):
+    assert fetch(http_server.url + "/nowhere").status == 404
