@@ -14,3 +14,38 @@ def http_server() -> Iterator[servers.HttpServer]:
     """Plain HTTP/1.1, keep-alive, the endpoints of tests/servers/app.py."""
     with servers.start_http_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> servers.TlsFiles:
+    """The test CA and the certificates it issued, as PEM files (see tests/servers/tls.py)."""
+    return servers.make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def https_server(tls_files: servers.TlsFiles) -> Iterator[servers.HttpsServer]:
+    """HTTPS at https://localhost:PORT; .ca_file verifies it; .wrong_host_url fails host
+    verification (certificate only for "other.example")."""
+    with servers.start_https_server(tls_files) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def https_untrusted_server(tls_files: servers.TlsFiles) -> Iterator[servers.HttpsServer]:
+    """HTTPS with a certificate that .ca_file does not verify (curl error 60)."""
+    with servers.start_https_untrusted_server(tls_files) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def https_client_cert_server(tls_files: servers.TlsFiles) -> Iterator[servers.HttpsServer]:
+    """HTTPS requiring a client certificate (.client_cert/.client_key); records its subject."""
+    with servers.start_https_client_cert_server(tls_files) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def h2c_server() -> Iterator[servers.HttpServer]:
+    """The same endpoints over HTTP/2 with prior knowledge, cleartext (http_version "2")."""
+    with servers.start_h2c_server() as server:
+        yield server

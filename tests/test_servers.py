@@ -8,6 +8,7 @@ import json
 import pycurl
 import pytest
 
+from tests import servers
 from tests.servers import MAX_DELAY, bytes_body
 
 
@@ -169,3 +170,97 @@ def test_close_closes_without_reply(http_server):
 
 def test_unknown_path_is_404(http_server):
     assert fetch(http_server.url + "/nowhere").status == 404
+
+
+# --- HTTPS ----------------------------------------------------------------------------------
+
+def test_https_verifies_with_the_test_ca(https_server, tls_files):
+    assert https_server.url.startswith("https://localhost:")
+    assert https_server.ca_file == tls_files.ca_file
+    got = fetch(https_server.url + "/code/200?body=secure", CAINFO=https_server.ca_file)
+    assert (got.status, got.body) == (200, b"secure")
+    got = fetch(f"https://127.0.0.1:{https_server.port}/code/204", CAINFO=https_server.ca_file)
+    assert got.status == 204
+
+
+def test_https_is_unverifiable_without_the_test_ca(https_server, tls_files):
+    assert curl_error(https_server.url + "/", CAINFO=tls_files.untrusted_ca_file) == 60
+
+
+def test_https_wrong_host_fails_host_verification_only(https_server):
+    assert curl_error(https_server.wrong_host_url + "/", CAINFO=https_server.ca_file) == 60
+    got = fetch(https_server.wrong_host_url + "/code/200", CAINFO=https_server.ca_file,
+                SSL_VERIFYHOST=0)
+    assert got.status == 200
+
+
+def test_https_untrusted_server_fails_verification(https_untrusted_server, tls_files):
+    assert curl_error(https_untrusted_server.url + "/", CAINFO=tls_files.ca_file) == 60
+    got = fetch(https_untrusted_server.url + "/code/200", CAINFO=tls_files.untrusted_ca_file)
+    assert got.status == 200
+
+
+def test_https_keep_alive(https_server):
+    https_server.clear()
+    curl = pycurl.Curl()
+    for _ in range(3):
+        fetch(https_server.url + "/code/200", curl, CAINFO=https_server.ca_file)
+    assert len({request.client_port for request in https_server.requests}) == 1
+
+
+def test_client_cert_server_records_the_subject(https_client_cert_server, tls_files):
+    server = https_client_cert_server
+    server.clear()
+    got = fetch(server.url + "/echo", CAINFO=server.ca_file, SSLCERT=server.client_cert,
+                SSLKEY=server.client_key)
+    assert got.status == 200
+    assert server.requests[-1].client_cert_subject == tls_files.client_subject
+    assert tls_files.client_subject.startswith("CN=kamhttp test client,")
+    got = fetch(server.url + "/code/200", CAINFO=server.ca_file,
+                SSLCERT=tls_files.client_combined)
+    assert got.status == 200
+
+
+def test_client_cert_server_refuses_a_client_without_certificate(https_client_cert_server):
+    server = https_client_cert_server
+    server.clear()
+    # TLS 1.3 reports the refusal after the handshake: curl sees it as 35, 55 or 56
+    assert curl_error(server.url + "/", CAINFO=server.ca_file) in (35, 55, 56)
+    assert server.wait_for(lambda: server.errors)
+    assert "did not return a certificate" in server.errors[-1]
+    assert server.requests == []
+
+
+# --- HTTP/2 ---------------------------------------------------------------------------------
+
+def test_h2c_prior_knowledge_serves_the_app_over_http2(h2c_server):
+    h2c_server.clear()
+    curl = pycurl.Curl()
+    got = fetch(h2c_server.url + "/echo?x=1", curl, POSTFIELDS="hello",
+                HTTP_VERSION=pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE,
+                HTTPHEADER=["X-Custom: yes"])
+    assert got.http_version == pycurl.CURL_HTTP_VERSION_2_0
+    echoed = json.loads(got.body)
+    assert (echoed["method"], echoed["query"], echoed["body"]) == ("POST", "x=1", "hello")
+    assert echoed["http_version"] == "2"
+    assert ["x-custom", "yes"] in echoed["headers"]
+    big = fetch(h2c_server.url + "/bytes?n=3000000", curl,
+                HTTP_VERSION=pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, HTTPGET=1)
+    assert big.body == bytes_body(3000000)
+    code = fetch(h2c_server.url + "/code/503?hdr=X-Why:%20busy", curl,
+                 HTTP_VERSION=pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+    assert code.status == 503 and ("x-why", "busy") in code.headers
+    assert [request.http_version for request in h2c_server.requests] == ["2", "2", "2"]
+    assert len({request.client_port for request in h2c_server.requests}) == 1
+
+
+def test_h2c_server_still_answers_http1(h2c_server):
+    got = fetch(h2c_server.url + "/code/200?body=old")
+    assert (got.http_version, got.body) == (pycurl.CURL_HTTP_VERSION_1_1, b"old")
+
+
+def test_https_h2_by_alpn(tls_files):
+    with servers.start_https_server(tls_files, h2=True) as server:
+        got = fetch(server.url + "/code/200?body=alpn", CAINFO=tls_files.ca_file)
+        assert (got.http_version, got.body) == (pycurl.CURL_HTTP_VERSION_2_0, b"alpn")
+        assert server.requests[-1].http_version == "2"

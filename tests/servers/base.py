@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-from typing import Iterable
+from typing import Callable, Iterable
 
 MAX_DELAY = 30.0
 """No server waits longer than this for anything (a delay asked for, a silent fault)."""
@@ -71,6 +71,7 @@ class Server:
         """Problems the server met that a test may want to see (failed TLS handshakes...)."""
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._sockets: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
@@ -116,12 +117,20 @@ class Server:
         return not self._stopping.wait(max(0.0, min(seconds, MAX_DELAY)))
 
     def record(self, request: Request) -> None:
-        with self._lock:
+        with self._changed:
             self.requests.append(request)
+            self._changed.notify_all()
 
     def note_error(self, message: str) -> None:
-        with self._lock:
+        with self._changed:
             self.errors.append(message)
+            self._changed.notify_all()
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Block until condition() (checked on each recorded request or error) holds, at most
+        `timeout` seconds: for what a server notes after the client has already returned."""
+        with self._changed:
+            return self._changed.wait_for(condition, timeout=min(timeout, MAX_DELAY))
 
     def clear(self) -> None:
         """Forget recorded requests and errors (in place: held references see it)."""
