@@ -1,0 +1,344 @@
+"""Run a real Kamailio for the tests and talk SIP to it.
+
+``Kamailio`` starts ``kamailio -f CFG -DD -E`` (foreground, logging to a file) with a run
+directory of its own, the embedded Python pointed at this project and at the venv's
+site-packages, and stops it by PID, always.  ``SipClient`` is a small UDP SIP client that can
+keep hundreds of requests in flight and matches each reply to its request by Call-ID.
+
+Nothing here depends on kamhttp: the same harness runs the C ``http_client`` side by side.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Iterable, Mapping
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+"""The project (the clone): what the embedded Python imports kamhttp from."""
+
+HERE = pathlib.Path(__file__).resolve().parent
+SCRIPTS = HERE / "scripts"
+KAMAILIO_CFG_DIR = ROOT / "kamailio-cfg"
+
+KAMAILIO = shutil.which("kamailio", path="/usr/sbin:/usr/bin:/sbin:/bin")
+MODULES_DIR = pathlib.Path("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+"""Kamailio's environment never has a venv's bin/ on PATH: the embedded Python finds
+sys.executable through PATH and would silently drop Debian's site-packages."""
+
+EMBEDDED_PYTHON = "3.11"
+"""Debian bookworm's app_python3 embeds /usr/bin/python3.11."""
+
+
+def modules_dir() -> pathlib.Path:
+    """Where Kamailio's modules are, asked from the binary's package layout."""
+    for candidate in (MODULES_DIR, *map(pathlib.Path,
+                                         glob.glob("/usr/lib/*/kamailio/modules"))):
+        if (candidate / "sl.so").exists():
+            return candidate
+    return MODULES_DIR
+
+
+def venv_site_packages() -> pathlib.Path:
+    """The site-packages of the interpreter running the tests (the project's venv)."""
+    return pathlib.Path(sys.prefix) / "lib" / f"python{EMBEDDED_PYTHON}" / "site-packages"
+
+
+def unavailable_reason(*modules: str) -> str | None:
+    """Why Kamailio cannot run here, or None when it can."""
+    if os.geteuid() != 0:
+        return "Kamailio tests need root (they run Debian's kamailio as installed)"
+    if KAMAILIO is None:
+        return ("kamailio is not installed (apt-get install kamailio "
+                "kamailio-python3-modules kamailio-utils-modules sip-tester)")
+    for module in ("app_python3", *modules):
+        if not (modules_dir() / f"{module}.so").exists():
+            package = {"app_python3": "kamailio-python3-modules",
+                       "http_client": "kamailio-utils-modules"}.get(module, "kamailio")
+            return f"Kamailio module {module}.so is missing (apt-get install {package})"
+    site = venv_site_packages()
+    if not glob.glob(str(site / "pycurl" / "*cpython-311*")) and \
+            not glob.glob(str(site / "pycurl*cpython-311*")):
+        return (f"no Python {EMBEDDED_PYTHON} pycurl in {site}: app_python3 embeds Python "
+                f"{EMBEDDED_PYTHON}, the tests run {sys.version_info[0]}.{sys.version_info[1]}")
+    return None
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port on 127.0.0.1 that nobody holds right now."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class KamailioError(RuntimeError):
+    """Kamailio did not start, died, or did not answer; the message carries its log tail."""
+
+
+class Kamailio:
+    """One Kamailio process tree, started from ``cfg`` with ``defines`` (-A NAME=VALUE).
+
+    ``defines`` values that are ``str`` are passed quoted (a cfg string), ``int`` as numbers.
+    ``env`` is added to the clean environment; the Python scripts read their settings there.
+    """
+
+    def __init__(self, cfg: pathlib.Path, workdir: pathlib.Path, *,
+                 defines: Mapping[str, str | int] | None = None,
+                 env: Mapping[str, str] | None = None, sip_port: int | None = None) -> None:
+        self.cfg = cfg
+        self.workdir = workdir
+        self.sip_port = sip_port or free_port()
+        self.defines = {"SIP_PORT": self.sip_port, **(defines or {})}
+        self.env = {
+            "PATH": CLEAN_PATH,
+            "LANG": "C.UTF-8",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(venv_site_packages())]),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **(env or {}),
+        }
+        self.log_path = workdir / "kamailio.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "Kamailio is not started"
+        return self.proc.pid
+
+    def command(self) -> list[str]:
+        cmd = [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.workdir),
+               "-w", str(self.workdir), "-L", str(modules_dir())]
+        for name, value in self.defines.items():
+            cmd += ["-A", f'{name}="{value}"' if isinstance(value, str) else f"{name}={value}"]
+        return cmd
+
+    def start(self, ready_timeout: float = 20.0) -> "Kamailio":
+        """Start and wait (bounded) until a SIP request gets any reply."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=self.env,
+                                         cwd=self.workdir, start_new_session=True)
+        self.wait_ready(ready_timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with SipClient(self.sip_port) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise KamailioError(f"kamailio exited with {self.proc.returncode} "
+                                        f"at startup\n{self.log_tail()}")
+                if client.send_many([client.build("OPTIONS")], timeout=0.5, check=False):
+                    return
+        raise KamailioError(f"kamailio did not answer within {timeout} s\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the main PID (Kamailio stops all its processes), then make sure that every
+        process of its group is gone.  Returns the exit status."""
+        if self.proc is None:
+            return None
+        pgid = self.proc.pid  # start_new_session: the group is ours alone
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        return self.proc.returncode
+
+    def rpc(self, method: str, *params: object, timeout: float = 10.0) -> object:
+        """A JSON-RPC call over jsonrpcs' datagram socket in the run directory (the cfg loads
+        jsonrpcs with transport 4 or 6). Returns ``result``; an RPC error raises. Objects with
+        repeated keys (listcon's CONNECTION members) come back as lists of (key, value)."""
+        server = str(self.workdir / "kamailio_rpc.sock")
+        client_path = self.workdir / f"rpc-client-{uuid.uuid4().hex[:8]}.sock"
+        request = json.dumps({"jsonrpc": "2.0", "method": method, "params": list(params),
+                              "id": 1}).encode()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(str(client_path))
+            try:
+                sock.settimeout(timeout)
+                sock.sendto(request, server)
+                data = sock.recv(1 << 20)
+            finally:
+                client_path.unlink(missing_ok=True)
+        reply = json.loads(data, object_pairs_hook=_object)
+        if isinstance(reply, dict) and "error" in reply:
+            raise KamailioError(f"RPC {method}: {reply['error']}")
+        return reply["result"]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def worker_pids(self) -> list[int]:
+        """The PIDs of the SIP workers (ranks 1..children), from the child_init log lines
+        that our scripts write ("child_init rank=R pid=P")."""
+        pids = []
+        for line in self.log().splitlines():
+            if "child_init rank=" in line:
+                fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+                if int(fields["rank"]) > 0:
+                    pids.append(int(fields["pid"]))
+        return sorted(set(pids))
+
+    def python_errors(self) -> list[str]:
+        """Lines of the log where the embedded Python raised."""
+        return [line for line in self.log().splitlines()
+                if "Traceback" in line or "app_python3" in line and "ERROR" in line]
+
+    def __enter__(self) -> "Kamailio":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict | list:
+    keys = [key for key, _ in pairs]
+    return dict(pairs) if len(set(keys)) == len(keys) else pairs
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # zombies of our own Popen are reaped by wait(); others belong to init
+    return any(_pgid_of(pid) == pgid for pid in _pids())
+
+
+def _pids() -> Iterable[int]:
+    return (int(p) for p in os.listdir("/proc") if p.isdigit())
+
+
+def _pgid_of(pid: int) -> int | None:
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[2]) if fields[0] != "Z" else None
+
+
+@dataclasses.dataclass
+class SipReply:
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclasses.dataclass
+class SipRequest:
+    call_id: str
+    data: bytes
+
+
+class SipClient:
+    """A UDP SIP user agent client on 127.0.0.1: builds requests, sends many at once and
+    collects the replies by Call-ID, within a deadline."""
+
+    def __init__(self, server_port: int, server_host: str = "127.0.0.1") -> None:
+        self.server = (server_host, server_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def build(self, method: str = "MESSAGE", *, headers: Mapping[str, str] | None = None,
+              body: bytes | str = b"", user: str = "probe",
+              content_type: str = "application/json") -> SipRequest:
+        call_id = uuid.uuid4().hex
+        body = body.encode() if isinstance(body, str) else body
+        host, port = self.server
+        lines = [
+            f"{method} sip:{user}@{host}:{port} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{call_id};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:tester@127.0.0.1>;tag={call_id[:8]}",
+            f"To: <sip:{user}@{host}>",
+            f"Call-ID: {call_id}",
+            f"CSeq: 1 {method}",
+            *(f"{name}: {value}" for name, value in (headers or {}).items()),
+        ]
+        if body:
+            lines.append(f"Content-Type: {content_type}")
+        lines.append(f"Content-Length: {len(body)}")
+        return SipRequest(call_id, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+    def send_many(self, requests: list[SipRequest], timeout: float,
+                  check: bool = True) -> dict[str, SipReply]:
+        """Send every request at once, then collect the final replies until all arrived or
+        ``timeout`` passed.  With ``check``, a missing reply raises with the count."""
+        for request in requests:
+            self.sock.sendto(request.data, self.server)
+        waiting = {r.call_id for r in requests}
+        replies: dict[str, SipReply] = {}
+        deadline = time.monotonic() + timeout
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65535)
+            except socket.timeout:
+                break
+            call_id, reply = parse_reply(data)
+            if call_id in waiting and reply.status >= 200:
+                waiting.discard(call_id)
+                replies[call_id] = reply
+        if check and waiting:
+            raise TimeoutError(f"{len(waiting)} of {len(requests)} SIP requests got no reply "
+                               f"within {timeout} s")
+        return replies
+
+    def send(self, request: SipRequest, timeout: float = 15.0) -> SipReply:
+        return self.send_many([request], timeout)[request.call_id]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "SipClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_reply(data: bytes) -> tuple[str, SipReply]:
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("utf-8", "replace").split("\r\n")
+    _version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        key = name.strip().lower()
+        # a repeated header keeps its values joined, as SIP allows
+        headers[key] = f"{headers[key]},{value.strip()}" if key in headers else value.strip()
+    length = int(headers.get("content-length", len(rest)))
+    return headers.get("call-id", ""), SipReply(int(status), reason, headers, rest[:length])

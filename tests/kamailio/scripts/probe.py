@@ -1,0 +1,100 @@
+"""A KEMI script for the tests: it runs, in the worker that got the SIP request, the steps the
+request carries, and answers with what they returned.
+
+Request: a SIP MESSAGE whose body is JSON ``{"steps": [STEP, ...]}``. Steps:
+
+* ``{"call": API, "fn": NAME, "args": [...], "read": ["$var(res)"]}`` — API is one of
+  ``kamhttp.cfg`` (kamhttp's module-level cfg functions), ``kamhttp.kemi``
+  (``kamhttp.http_client``), ``c.kemi`` (the C module's ``KSR.http_client``) or ``c.cfg``
+  (the C cfg function through ``msg.call_function``, at most two arguments). Every PV in
+  ``read`` is set to ``"<unset>"`` before the call and read after it.
+* ``{"pv": NAME, "via": "kamhttp" | "ksr"}`` — read a pseudo-variable through ``kamhttp.pv``
+  or Kamailio's ``KSR.pv``.
+* ``{"set": NAME, "value": TEXT}`` — ``KSR.pv.sets(NAME, TEXT)`` first (for PV expansion).
+
+Reply: 200 with a JSON body ``{"pid", "rank", "steps": [{"rc", "read": {...}} | {"value"}
+| {"error": traceback}]}``; 500 with the traceback when the request itself is malformed.
+
+Environment (read in ``mod_init``, before the fork):
+``PROBE_BACKENDS`` — comma-separated, ``kamhttp`` and/or ``c`` (default ``kamhttp``);
+``PROBE_KAMHTTP_CONFIG`` — a YAML file for ``kamhttp.load_config`` or a kamailio.cfg for
+``kamhttp.load_kamailio_cfg``.
+"""
+import json
+import os
+import traceback
+
+import KSR
+
+BACKENDS = [b for b in os.environ.get("PROBE_BACKENDS", "kamhttp").split(",") if b]
+UNSET = "<unset>"
+kamhttp = None
+
+
+def mod_init():
+    global kamhttp
+    if "kamhttp" in BACKENDS:
+        import kamhttp as module
+        kamhttp = module
+        config = os.environ.get("PROBE_KAMHTTP_CONFIG", "")
+        if config.endswith((".yaml", ".yml")):
+            kamhttp.load_config(config)
+        elif config:
+            kamhttp.load_kamailio_cfg(config)
+    KSR.info("probe mod_init pid=%d backends=%s\n" % (os.getpid(), ",".join(BACKENDS)))
+    return Probe()
+
+
+class Probe:
+    def __init__(self):
+        self.rank = None
+
+    def child_init(self, rank):
+        self.rank = rank
+        KSR.info("probe child_init rank=%d pid=%d\n" % (rank, os.getpid()))
+        return 0
+
+    def ksr_request_route(self, msg):
+        if KSR.is_OPTIONS():
+            KSR.sl.sl_send_reply(200, "Ready")
+            return 1
+        try:
+            steps = json.loads(KSR.pv.get("$rb") or "{}")["steps"]
+        except Exception:
+            return self.reply(500, "Bad Probe", {"error": traceback.format_exc()})
+        results = [self.run(step, msg) for step in steps]
+        return self.reply(200, "OK", {"pid": os.getpid(), "rank": self.rank, "steps": results})
+
+    def run(self, step, msg):
+        try:
+            if "set" in step:
+                KSR.pv.sets(step["set"], step["value"])
+                return {}
+            if "pv" in step:
+                reader = kamhttp.pv.get if step.get("via", "kamhttp") == "kamhttp" else KSR.pv.get
+                return {"value": reader(step["pv"])}
+            reads = step.get("read", [])
+            for name in reads:
+                KSR.pv.sets(name, UNSET)
+            rc = self.function(step["call"], step["fn"], msg)(*step.get("args", []))
+            return {"rc": rc, "read": {name: KSR.pv.get(name) for name in reads}}
+        except Exception:
+            return {"error": traceback.format_exc()}
+
+    @staticmethod
+    def function(api, name, msg):
+        if api == "kamhttp.cfg":
+            return getattr(kamhttp, name)
+        if api == "kamhttp.kemi":
+            return getattr(kamhttp.http_client, name)
+        if api == "c.kemi":
+            return getattr(KSR.http_client, name)
+        if api == "c.cfg":
+            return lambda *args: msg.call_function(name, *args)
+        raise ValueError("unknown api %r: kamhttp.cfg, kamhttp.kemi, c.kemi or c.cfg" % api)
+
+    @staticmethod
+    def reply(code, reason, body):
+        KSR.textops.set_reply_body(json.dumps(body), "application/json")
+        KSR.sl.sl_send_reply(code, reason)
+        return 1
