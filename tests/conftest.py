@@ -49,3 +49,19 @@ def h2c_server() -> Iterator[servers.HttpServer]:
     """The same endpoints over HTTP/2 with prior knowledge, cleartext (http_version "2")."""
     with servers.start_h2c_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def proxy_server() -> Iterator[servers.ProxyServer]:
+    """A forward HTTP proxy (absolute-form and CONNECT) to 127.0.0.1/localhost/::1 only;
+    .requests holds what reached it (path = absolute URL, or host:port for CONNECT)."""
+    with servers.start_proxy_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fault_server() -> Iterator[servers.FaultServer]:
+    """Faults by path (/fault/silent, /fault/reset, ...; see tests/servers/fault.py) and
+    .refused_url, a port that refuses connections."""
+    with servers.start_fault_server() as server:
+        yield server

@@ -264,3 +264,119 @@ def test_https_h2_by_alpn(tls_files):
         got = fetch(server.url + "/code/200?body=alpn", CAINFO=tls_files.ca_file)
         assert (got.http_version, got.body) == (pycurl.CURL_HTTP_VERSION_2_0, b"alpn")
         assert server.requests[-1].http_version == "2"
+
+
+# --- proxy ----------------------------------------------------------------------------------
+
+def test_proxy_forwards_absolute_form_and_keeps_the_client_connection(proxy_server, http_server):
+    proxy_server.clear()
+    http_server.clear()
+    curl = pycurl.Curl()
+    first = fetch(http_server.url + "/echo?via=proxy", curl, PROXY=proxy_server.url,
+                  POSTFIELDS="payload", HTTPHEADER=["X-A: 1", "X-B: 2"])
+    second = fetch(http_server.url + "/bytes?n=70000&chunked=1", curl, PROXY=proxy_server.url,
+                   HTTPGET=1)
+    echoed = json.loads(first.body)
+    assert (echoed["method"], echoed["query"], echoed["body"]) == ("POST", "via=proxy", "payload")
+    names = [name for name, _ in echoed["headers"]]
+    assert names.index("X-A") < names.index("X-B")
+    assert second.body == bytes_body(70000)
+    assert [(r.method, r.path) for r in proxy_server.requests] == [
+        ("POST", http_server.url + "/echo?via=proxy"),
+        ("GET", http_server.url + "/bytes?n=70000&chunked=1")]
+    assert first.local_port == second.local_port == proxy_server.requests[0].client_port
+    assert [r.path for r in http_server.requests] == ["/echo?via=proxy", "/bytes?n=70000&chunked=1"]
+
+
+def test_proxy_tunnels_connect(proxy_server, https_server):
+    proxy_server.clear()
+    https_server.clear()
+    got = fetch(https_server.url + "/code/200?body=tunnelled", PROXY=proxy_server.url,
+                CAINFO=https_server.ca_file)
+    assert got.body == b"tunnelled"
+    assert [(r.method, r.path) for r in proxy_server.requests] == [
+        ("CONNECT", f"localhost:{https_server.port}")]
+    assert https_server.requests[-1].path == "/code/200?body=tunnelled"
+
+
+def test_proxy_refuses_other_hosts(proxy_server):
+    proxy_server.clear()
+    got = fetch("http://example.com/", PROXY=proxy_server.url)
+    assert got.status == 403
+    assert b"example.com" in got.body
+    proxy_server.clear()
+    assert curl_error("https://example.com/", PROXY=proxy_server.url) == 7  # CONNECT got 403
+    assert [(r.method, r.path) for r in proxy_server.requests] == [("CONNECT", "example.com:443")]
+
+
+def test_proxy_with_credentials_demands_them(http_server):
+    with servers.start_proxy_server(credentials=("proxyuser", "proxypass")) as proxy:
+        assert fetch(http_server.url + "/code/200", PROXY=proxy.url).status == 407
+        got = fetch(http_server.url + "/code/200?body=in", PROXY=proxy.url,
+                    PROXYUSERPWD="proxyuser:proxypass")
+        assert (got.status, got.body) == (200, b"in")
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault, options, error", [
+    ("silent", {"TIMEOUT_MS": 300}, 28),
+    ("slow-headers", {"TIMEOUT_MS": 700}, 28),
+    ("trickle", {"TIMEOUT_MS": 500}, 28),
+    ("reset", {}, 56),
+    ("close", {}, 52),
+    ("garbage", {}, 1),
+    ("bad-chunked", {}, 56),
+    ("huge-headers", {}, 56),
+    ("redirect-ftp", {"FOLLOWLOCATION": 1}, 7),
+    ("redirect-ftp", {"FOLLOWLOCATION": 1,
+                      "REDIR_PROTOCOLS": pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS}, 1),
+    ("redirect-file", {"FOLLOWLOCATION": 1}, 1),
+    ("1xx", {"TIMEOUT_MS": 500}, 28),
+    ("wrong-length", {}, 18),
+    ("huge", {"MAXFILESIZE": 1000}, 63),
+])
+def test_fault_gives_the_curl_error(fault_server, fault, options, error):
+    assert curl_error(f"{fault_server.url}/fault/{fault}", **options) == error
+
+
+def test_refused_url_refuses(fault_server):
+    assert curl_error(fault_server.refused_url + "/") == 7
+
+
+def test_bounded_faults_finish_when_asked_to(fault_server):
+    assert fetch(fault_server.url + "/fault/trickle?n=5&interval=0.01").body == b"01234"
+    assert fetch(fault_server.url + "/fault/slow-headers?count=3&interval=0.01").body == b"ok"
+    assert curl_error(fault_server.url + "/fault/silent?seconds=0.05") == 52
+    got = fetch(fault_server.url + "/fault/redirect-file")
+    assert (got.status, dict(got.headers)["Location"]) == (302, "file:///etc/passwd")
+    assert fetch(fault_server.url + "/fault/nothing").status == 404
+
+
+def test_huge_streams_the_whole_body(fault_server):
+    got = fetch(fault_server.url + "/fault/huge?mb=20")
+    assert len(got.body) == 20 << 20
+    assert got.body[:1000] == bytes_body(1000)
+
+
+def test_stop_ends_held_connections_at_once():
+    server = servers.start_fault_server()
+    curl = pycurl.Curl()
+    curl.setopt(pycurl.URL, server.url + "/fault/silent")
+    curl.setopt(pycurl.TIMEOUT, 60)
+    multi = pycurl.CurlMulti()
+    multi.add_handle(curl)
+    for _ in range(1000):  # until the request has reached the server
+        multi.perform()
+        if server.requests:
+            break
+        multi.select(0.01)
+    assert server.wait_for(lambda: server.requests)
+    server.stop()
+    for _ in range(1000):  # until curl sees the connection end
+        multi.perform()
+        _, done, failed = multi.info_read()
+        if done or failed:
+            break
+        multi.select(0.05)
+    assert failed and failed[0][1] == 52

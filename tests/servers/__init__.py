@@ -13,7 +13,9 @@ from .app import PATTERN, App, Response, bytes_body
 from .auth import PASSWORD, REALM, USER
 from .base import MAX_DELAY, Request, Server
 from .http1 import HttpServer
+from .fault import FaultServer
 from .https import HttpsServer
+from .proxy import ProxyServer
 from .tls import TlsFiles, make_tls_files
 
 
@@ -52,9 +54,21 @@ def start_https_client_cert_server(files: TlsFiles | None = None) -> HttpsServer
                        require_client_cert=True).start()
 
 
+def start_proxy_server(host: str = "127.0.0.1",
+                       credentials: tuple[str, str] | None = None) -> ProxyServer:
+    """A forward proxy (absolute-form and CONNECT) to loopback origins only."""
+    return ProxyServer(host, credentials).start()
+
+
+def start_fault_server(host: str = "127.0.0.1") -> FaultServer:
+    """The misbehaving server of tests/servers/fault.py, with .refused_url."""
+    return FaultServer(host).start()
+
+
 __all__ = [
     "MAX_DELAY", "PASSWORD", "PATTERN", "REALM", "USER", "App", "HttpServer", "Request",
     "Response", "Server", "HttpsServer", "TlsFiles", "bytes_body", "make_tls_files",
     "start_h2c_server", "start_http_server", "start_https_client_cert_server",
-    "start_https_server", "start_https_untrusted_server",
+    "start_https_server", "start_https_untrusted_server", "FaultServer", "ProxyServer",
+    "start_fault_server", "start_proxy_server",
 ]
