@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .params import Settings
+from .errors import ConfigError
+from .params import INT_MAX, PARAMS, Settings
 
 
 @dataclass(frozen=True)
@@ -106,3 +107,70 @@ class Connection:
         if fields["password"] is not None:
             fields["password"] = "********"
         return fields
+
+
+AUTHORITY_END = "/?#"
+"""Where the authority part of a URL ends (RFC 3986); credentials must come before it (B11:
+an ``@`` in the path or query is not a credential separator)."""
+
+
+def split_credentials(rest: str, authority_end: str = AUTHORITY_END
+                      ) -> tuple[str | None, str | None, str]:
+    """``user[:password]@`` at the start of ``rest`` (the URL after ``scheme://``), split off.
+
+    The ``@`` counts only inside the authority part, which ends at a character of
+    ``authority_end`` (B11).  Like C: the user ends at the first ``:``, the password may hold
+    further ``:``; no percent-decoding is done.
+    """
+    end = len(rest)
+    for i, char in enumerate(rest):
+        if char in authority_end:
+            end = i
+            break
+    at = rest.find("@", 0, end)
+    if at < 0:
+        return None, None, rest
+    user, colon, password = rest[:at].partition(":")
+    return user, (password if colon else None), rest[at + 1:]
+
+
+def parse_base_url(url: str, source: str) -> tuple[str, str, str | None, str | None]:
+    """``scheme://[user[:password]@]rest`` of a config_file or YAML ``url`` split into schema,
+    URI, username and password; as in C, at least one character must follow ``://``."""
+    schema, colon, rest = url.partition(":")
+    if not colon or not rest.startswith("//") or len(rest) < 3:
+        raise ConfigError(source, "invalid url: no scheme://host", text=url,
+                          valid="scheme://[user[:password]@]host[:port][/path], "
+                                "e.g. http://127.0.0.1:8080/api")
+    username, password, uri = split_credentials(rest[2:])
+    return schema, uri, username, password
+
+
+def invalid_value(key: ConnectionKey, value: int) -> str | None:
+    """What would be valid for the integer-valued per-connection ``key``, or None if ``value``
+    is: the range of the modparam it defaults from."""
+    param = PARAMS.get(key.modparam or "")
+    if value > INT_MAX or (value < 0 and not (param and param.check)):
+        return f"an integer 0..{INT_MAX}"
+    return param.check(value) if param and param.check else None
+
+
+def describe(key: ConnectionKey) -> str:
+    """The valid values of an integer-valued per-connection key, for error messages."""
+    return invalid_value(key, -1) or f"an integer 0..{INT_MAX}"
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """A config_file or YAML connection section, checked but not yet built: it takes the final
+    modparam values, known only when loading ends (``config.finalize()``)."""
+
+    name: str
+    schema: str
+    url: str
+    source: str
+    values: tuple[tuple[str, Any], ...]
+
+    def build(self, defaults: Settings) -> Connection:
+        return Connection.define(self.name, self.schema, self.url, self.source, defaults,
+                                 **dict(self.values))

@@ -43,6 +43,9 @@ DEFAULT_USERAGENT = (f"kamhttp ({__version__} "
 DEFAULT_TIMEOUT_S = 4
 """What a timeout of 0 (unset) becomes: 4 s, or 4000 ms in timeout_mode 2 (master)."""
 
+INT_MAX = 2**31 - 1
+"""The largest integer value any parameter takes (a C int; libcurl options are longs)."""
+
 
 def _check_bool(value: int) -> str | None:
     return None if value >= 0 else "0 (off) or 1 (on)"
@@ -139,7 +142,10 @@ class _SettingsMethods:
 
     def effective_timeout(self, timeout: int) -> int:
         """A connection's or the global timeout after master's fix-up: 0 becomes the final
-        connection_timeout, and an unset connection_timeout 4 s (4000 ms in timeout_mode 2)."""
+        connection_timeout, and an unset connection_timeout 4 s (4000 ms in timeout_mode 2);
+        in timeout_mode 0 every timeout is 0 (none), as master's curl_conn_list_fixup does."""
+        if self.timeout_mode == 0:
+            return 0
         if not timeout:
             timeout = self.connection_timeout
         if not timeout:
@@ -170,7 +176,7 @@ def coerce(name: str, value: Any, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(source, f"modparam {name!r} takes an integer", text=repr(value),
                               valid="an unquoted integer")
-        if param.check and (valid := param.check(value)):
+        if valid := invalid(name, value):
             raise ConfigError(source, f"modparam {name!r} value out of range", text=str(value),
                               valid=valid)
         return value
@@ -181,6 +187,14 @@ def coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(source, f"modparam {name!r} contains a NUL byte", text=repr(value),
                           valid="text without NUL bytes")
     return value
+
+
+def invalid(name: str, value: int) -> str | None:
+    """What would be valid for the integer parameter ``name``, or None when ``value`` is."""
+    if not -INT_MAX <= value <= INT_MAX:
+        return f"an integer up to {INT_MAX}"
+    check = PARAMS[name].check
+    return check(value) if check else None
 
 
 def documentation() -> str:
