@@ -1,0 +1,210 @@
+"""The counters of spec 7.2 (``httpclient.connections``, ``connok``, ``connfail``), as totals
+over every worker process of a running Kamailio.
+
+A small file-backed store (``/dev/shm/kamhttp-counters-<main pid>``) is created in the main
+process before it forks — when the configuration is finalized (:func:`prepare`), or at the
+latest by the before-fork hook — and inherited by every worker.  Each process claims its own
+slot once (under a file lock) and then writes only that slot, without a lock; readers sum the
+slots.  An operator reads the totals of a running Kamailio with
+``python -m kamhttp counters --pid MAINPID``.
+
+``connections`` is the number of connection definitions in memory (all sources, as
+documented; the C module counts only httpcon connections).
+"""
+from __future__ import annotations
+
+import atexit
+import fcntl
+import glob
+import mmap
+import os
+import re
+import tempfile
+import threading
+
+_MAGIC = 0x6B616D6874747031          # "kamhttp1"
+_HEADER = 8                           # int64 words: magic, slots, next free, connections, pid
+_SLOT = 3                             # int64 words per slot: pid, connok, connfail
+SLOTS = 1024
+"""Slots in a store; processes beyond that share the last slot, updated under the lock."""
+_SIZE = 8 * (_HEADER + _SLOT * SLOTS)
+_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+_NAME = re.compile(r"kamhttp-counters-(\d+)$")
+
+
+def store_path(pid: int) -> str:
+    """Where the store of the Kamailio (or Python) main process ``pid`` lives."""
+    return os.path.join(_DIR, f"kamhttp-counters-{pid}")
+
+
+class _Store:
+    """A mapped store: the header and the slots, as one int64 memoryview."""
+
+    def __init__(self, path: str, create: bool) -> None:
+        flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+        self.path = path
+        self.fd = os.open(path, flags, 0o644)
+        if create:
+            os.ftruncate(self.fd, _SIZE)
+        self.map = mmap.mmap(self.fd, _SIZE)
+        self.words = memoryview(self.map).cast("q")
+        if create:
+            self.words[0] = _MAGIC
+            self.words[1] = SLOTS
+            self.words[4] = os.getpid()
+        elif self.words[0] != _MAGIC:
+            raise ValueError(f"{path} is not a kamhttp counter store")
+
+    def claim(self) -> int:
+        """A free slot for this process (the last one is shared when all are taken)."""
+        with self.locked():
+            index = self.words[2]
+            if index < SLOTS - 1:
+                self.words[2] = index + 1
+            else:
+                index = SLOTS - 1
+            self.words[_HEADER + _SLOT * index] = os.getpid()
+        return _HEADER + _SLOT * index
+
+    def locked(self):
+        return _FileLock(self.fd)
+
+    def totals(self) -> dict[str, int]:
+        words = self.words
+        used = min(words[2] + 1, SLOTS)
+        ok = sum(words[_HEADER + _SLOT * i + 1] for i in range(used))
+        fail = sum(words[_HEADER + _SLOT * i + 2] for i in range(used))
+        return {"connections": words[3], "connfail": fail, "connok": ok}
+
+
+class _FileLock:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+_store: _Store | None = None
+_slot = -1                 # word index of this process's slot in _store
+_slot_pid = 0
+_guard = threading.Lock()
+
+
+def prepare(connections: int | None = None) -> None:
+    """Create this process tree's store (if this process has none) and record the number of
+    connection definitions.  Call in the main process before workers fork."""
+    global _store
+    with _guard:
+        if _store is None:
+            _sweep_stale()
+            path = store_path(os.getpid())
+            try:
+                _store = _Store(path, create=True)
+            except FileExistsError:          # a pid reused after a crash: start clean
+                os.unlink(path)
+                _store = _Store(path, create=True)
+        if connections is not None:
+            _store.words[3] = connections
+
+
+def add_ok() -> None:
+    """+1 connok for this process (a request attempt that ended with status 200)."""
+    words, slot = _own_slot()
+    if slot == _HEADER + _SLOT * (SLOTS - 1):
+        with _store.locked():
+            words[slot + 1] += 1
+    else:
+        words[slot + 1] += 1
+
+
+def add_fail() -> None:
+    """+1 connfail for this process (a curl error or a status other than 200)."""
+    words, slot = _own_slot()
+    if slot == _HEADER + _SLOT * (SLOTS - 1):
+        with _store.locked():
+            words[slot + 2] += 1
+    else:
+        words[slot + 2] += 1
+
+
+def _own_slot() -> tuple[memoryview, int]:
+    global _slot, _slot_pid
+    if _slot_pid != os.getpid():
+        prepare(_connection_count())
+        _slot = _store.claim()
+        _slot_pid = os.getpid()
+    return _store.words, _slot
+
+
+def _connection_count() -> int | None:
+    """Connection definitions in memory (every worker holds the same configuration)."""
+    from . import config
+    try:
+        return len(config.current().connections)
+    except Exception:          # an unfinished configuration: keep the recorded number
+        return None
+
+
+def totals() -> dict[str, int]:
+    """{"connections", "connfail", "connok"} summed over this process tree."""
+    prepare(_connection_count())
+    return _store.totals()
+
+
+def read(pid: int) -> dict[str, int]:
+    """The totals of the running process tree whose main process is ``pid`` (for operators).
+
+    Raises FileNotFoundError when that process has no store."""
+    store = _Store(store_path(pid), create=False)
+    try:
+        return store.totals()
+    finally:
+        store.words.release()
+        store.map.close()
+        os.close(store.fd)
+
+
+def _sweep_stale() -> None:
+    """Remove stores left by main processes that no longer exist."""
+    for path in glob.glob(os.path.join(_DIR, "kamhttp-counters-*")):
+        match = _NAME.search(path)
+        if match and not _alive(int(match.group(1))):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _before_fork() -> None:
+    """Workers must inherit a store: create it now if nobody did."""
+    if _store is None:
+        try:
+            prepare()
+        except OSError:
+            pass      # counting then stays per process; never block a fork
+
+
+def _cleanup() -> None:
+    if _store is not None and _store.words[4] == os.getpid():
+        try:
+            os.unlink(_store.path)
+        except OSError:
+            pass
+
+
+os.register_at_fork(before=_before_fork)
+atexit.register(_cleanup)

@@ -1,0 +1,499 @@
+"""The request engine: one libcurl transfer per attempt, on reused per-process pycurl handles.
+
+Two layers:
+
+* Transport — :class:`Profile` (every option derived from a Connection or from the module
+  Settings, applied once per handle and again only when that object changes) and
+  :func:`transfer` (sets only what differs per call: URL, method/body, headers, sinks).
+* Semantics of the C module (spec 5 and 6) — :func:`connection_request` (URL joining,
+  GET/POST, Content-Type, failover, per-connection redirect URL and content type) and
+  :func:`direct_request` (the direct-URL functions), both counting connok/connfail.
+
+Nothing here raises into a routing script: every failure is a return code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pycurl
+
+from . import config, counters
+from .connection import Connection
+from .curlerror import curl_strerror
+from .log import get_logger
+from .params import Settings
+from .state import ProcessState, process_state
+
+log = get_logger("engine")
+
+MAX_REDIRECTS = 10
+"""Redirect hops followed before libcurl gives up with curl 47 (C: unlimited, so a loop ran
+until the timeout)."""
+
+_HTTP_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
+_AUTH_MASK = 1 | 2 | 4 | 8 | 16       # CURLAUTH_BASIC|DIGEST|GSSNEGOTIATE|NTLM|DIGEST_IE
+_PEM = b"PEM"
+_DIRECT_KEY = (None, False)            # state.handles keys of the direct-URL handles; a
+_DIRECT_H2_KEY = (None, True)          # connection's key is its name (a str)
+
+
+# ------------------------------------------------------------------------------------------
+# Transport
+# ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The libcurl options that come from configuration, not from the call (spec 6.1)."""
+
+    username: str | None = None
+    password: str | None = None
+    authmethod: int = 3
+    client_cert: str | None = None      # set only when cert and key are both given
+    client_key: str | None = None
+    cacert: str | None = None
+    tlsversion: int = 0
+    cipher_suites: str | None = None
+    proxy: str | None = None
+    proxyport: int = 0
+    verify_peer: int = 1
+    verify_host: int = 2
+    timeout_option: int | None = None   # pycurl.TIMEOUT or TIMEOUT_MS, None: no timeout
+    timeout: int = 0
+    follow: int = 1
+    keep: int = 0
+    netinterface: str | None = None
+    useragent: str | None = None
+    http2_prior_knowledge: bool = False
+    maxdatasize: int = 0                # result cap in bytes, 0: unlimited
+
+    @classmethod
+    def for_connection(cls, conn: Connection, settings: Settings) -> "Profile":
+        """A connection's own settings plus the global cacert/netinterface (spec 6.2)."""
+        option, timeout = _timeout(settings, conn.timeout)
+        both = conn.client_cert is not None and conn.client_key is not None
+        return cls(username=conn.username, password=conn.password,
+                   authmethod=conn.authmethod,
+                   client_cert=conn.client_cert if both else None,
+                   client_key=conn.client_key if both else None,
+                   cacert=settings.cacert, tlsversion=conn.tlsversion,
+                   cipher_suites=conn.cipher_suites,
+                   proxy=conn.proxy, proxyport=conn.httpproxyport if conn.proxy else 0,
+                   verify_peer=conn.verify_peer, verify_host=conn.verify_host,
+                   timeout_option=option, timeout=timeout, follow=conn.httpredirect,
+                   keep=conn.keep_connections, netinterface=settings.netinterface,
+                   useragent=conn.useragent, maxdatasize=conn.maxdatasize)
+
+    @classmethod
+    def for_direct(cls, settings: Settings, http2_prior_knowledge: bool = False) -> "Profile":
+        """The module defaults at call time, as the direct-URL functions use them (spec 5.7)."""
+        option, timeout = _timeout(settings, settings.connection_timeout)
+        both = bool(settings.client_cert) and bool(settings.client_key)
+        return cls(client_cert=settings.client_cert if both else None,
+                   client_key=settings.client_key if both else None,
+                   cacert=settings.cacert, tlsversion=settings.tlsversion,
+                   cipher_suites=settings.cipher_suites or None,
+                   proxy=settings.httpproxy or None,
+                   proxyport=settings.httpproxyport if settings.httpproxy else 0,
+                   verify_peer=settings.verify_peer, verify_host=settings.verify_host,
+                   timeout_option=option, timeout=timeout, follow=settings.httpredirect,
+                   keep=settings.keep_connections, netinterface=settings.netinterface,
+                   useragent=settings.useragent or None,
+                   http2_prior_knowledge=http2_prior_knowledge,
+                   maxdatasize=settings.query_maxdatasize)
+
+    def apply(self, curl: pycurl.Curl) -> None:
+        """Set every option of this profile on a freshly reset handle."""
+        setopt = curl.setopt
+        setopt(pycurl.PROTOCOLS, _HTTP_PROTOCOLS)
+        setopt(pycurl.REDIR_PROTOCOLS, _HTTP_PROTOCOLS)
+        setopt(pycurl.NOSIGNAL, 1)
+        if self.http2_prior_knowledge:
+            setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        if self.username is not None:
+            setopt(pycurl.USERNAME, _b(self.username))
+            setopt(pycurl.HTTPAUTH, self.authmethod & _AUTH_MASK)
+        if self.password is not None:
+            setopt(pycurl.PASSWORD, _b(self.password))
+        if self.client_cert is not None and self.client_key is not None:
+            setopt(pycurl.SSLCERTTYPE, _PEM)
+            setopt(pycurl.SSLCERT, _b(self.client_cert))
+            setopt(pycurl.SSLKEYTYPE, _PEM)
+            setopt(pycurl.SSLKEY, _b(self.client_key))
+        if self.cacert is not None:
+            setopt(pycurl.CAINFO, _b(self.cacert))
+        if self.tlsversion:
+            setopt(pycurl.SSLVERSION, self.tlsversion)
+        if self.cipher_suites is not None:
+            setopt(pycurl.SSL_CIPHER_LIST, _b(self.cipher_suites))
+        if self.proxy is not None:
+            setopt(pycurl.PROXY, _b(self.proxy))
+            if self.proxyport > 0:
+                setopt(pycurl.PROXYPORT, self.proxyport)
+        setopt(pycurl.SSL_VERIFYPEER, 1 if self.verify_peer else 0)
+        setopt(pycurl.SSL_VERIFYHOST, 2 if self.verify_host else 0)
+        if self.timeout_option is not None:
+            setopt(self.timeout_option, self.timeout)
+        setopt(pycurl.FOLLOWLOCATION, 1 if self.follow else 0)
+        setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+        if self.netinterface is not None:
+            setopt(pycurl.INTERFACE, _b(self.netinterface))
+        if self.useragent is not None:
+            setopt(pycurl.USERAGENT, _b(self.useragent))
+        if not self.keep:
+            setopt(pycurl.FRESH_CONNECT, 1)
+            setopt(pycurl.FORBID_REUSE, 1)
+
+
+def _timeout(settings: Settings, timeout: int) -> tuple[int | None, int]:
+    """The timeout option and value: seconds (mode 1), milliseconds (mode 2), else none."""
+    mode = settings.timeout_mode
+    if mode == 1:
+        return pycurl.TIMEOUT, settings.effective_timeout(timeout)
+    if mode == 2:
+        return pycurl.TIMEOUT_MS, settings.effective_timeout(timeout)
+    return None, 0
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+class _Sink:
+    """The write callback's buffer: keeps at most ``cap`` bytes, then stops the transfer.
+
+    Stopping (libcurl's write error 23) bounds memory and time; the caller knows from
+    ``overflow`` that the transfer itself was fine and the status stands.
+    """
+
+    __slots__ = ("chunks", "size", "cap", "overflow")
+
+    def __init__(self) -> None:
+        self.reset(0)
+
+    def reset(self, cap: int) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.cap = cap
+        self.overflow = False
+
+    def write(self, data: bytes) -> int | None:
+        size = self.size + len(data)
+        if self.cap and size > self.cap:
+            self.chunks.append(data[:self.cap - self.size])
+            self.size = self.cap
+            self.overflow = True
+            return 0            # anything but len(data) aborts the transfer
+        self.chunks.append(data)
+        self.size = size
+        return None
+
+    def take(self) -> bytes:
+        """The body kept, releasing the buffer (one chunk is returned without a copy)."""
+        body = b"".join(self.chunks)
+        self.chunks = []
+        return body
+
+
+class Handle:
+    """One reused pycurl handle and what was last applied to it."""
+
+    __slots__ = ("curl", "sink", "conn", "settings", "profile", "custom", "nobody",
+                 "with_headers", "capturing")
+
+    def __init__(self, share: Any) -> None:
+        self.curl = pycurl.Curl()
+        self.sink = _Sink()
+        self.conn: Connection | None = None       # the objects the profile was built from
+        self.settings: Settings | None = None
+        self.profile: Profile | None = None
+        self.custom = False                       # state of the per-call options, so that
+        self.nobody = False                       # only what was set gets unset
+        self.with_headers = False
+        self.capturing = False
+        if share is not None:
+            self.curl.setopt(pycurl.SHARE, share)
+
+    def configure(self, profile: Profile) -> int:
+        """Apply ``profile`` unless it is already in force (reset keeps live connections).
+
+        Returns 0, or the curl code of an option libcurl refused (e.g. 43 for SSLv3): the
+        request is then not performed, as in C, and the next call tries again.
+        """
+        if profile == self.profile:
+            return 0
+        curl = self.curl
+        self.profile = None
+        curl.reset()
+        self.custom = self.nobody = self.with_headers = self.capturing = False
+        try:
+            profile.apply(curl)
+        except pycurl.error as exc:
+            log.error("Could not set CURL options. Library error (%s)", exc.args[-1])
+            self.conn = self.settings = None
+            return exc.args[0]
+        curl.setopt(pycurl.WRITEFUNCTION, self.sink.write)
+        self.profile = profile
+        return 0
+
+
+@dataclass(slots=True)
+class Response:
+    """What one transfer gave: ``code`` is the HTTP status, or the curl code when no status."""
+
+    code: int
+    status: int = 0
+    curl_code: int = 0
+    body: bytes = b""
+    truncated: bool = False
+    effective_url: str = ""
+    content_type: str = ""
+    header_lines: list[bytes] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+_TIMING_INFO = (("namelookup", pycurl.NAMELOOKUP_TIME), ("connect", pycurl.CONNECT_TIME),
+                ("appconnect", pycurl.APPCONNECT_TIME), ("pretransfer", pycurl.PRETRANSFER_TIME),
+                ("starttransfer", pycurl.STARTTRANSFER_TIME), ("redirect", pycurl.REDIRECT_TIME),
+                ("total", pycurl.TOTAL_TIME))
+
+
+def handle_for(state: ProcessState, key: Any) -> Handle:
+    """This process's handle for ``key``, created on first use."""
+    handle = state.handles.get(key)
+    if handle is None:
+        if state.share is None:
+            state.share = _new_share()
+        handle = state.handles[key] = Handle(state.share)
+    return handle
+
+
+def _new_share() -> pycurl.CurlShare:
+    """TLS sessions and DNS answers shared by every handle of this process."""
+    share = pycurl.CurlShare()
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+    return share
+
+
+def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
+             headers: list[bytes], header_sink: list[bytes] | None,
+             timings: bool = False) -> Response:
+    """Perform one request on a configured handle; only per-call options are set here."""
+    curl = handle.curl
+    setopt = curl.setopt
+    try:
+        setopt(pycurl.URL, _b(url))
+        if handle.nobody:
+            setopt(pycurl.NOBODY, 0)
+            handle.nobody = False
+        if body is None:
+            setopt(pycurl.HTTPGET, 1)
+        else:
+            setopt(pycurl.POSTFIELDS, body)
+        if method:
+            setopt(pycurl.CUSTOMREQUEST, _b(method))
+            handle.custom = True
+            if method == "HEAD":       # libcurl would wait for a body that never comes
+                setopt(pycurl.NOBODY, 1)
+                handle.nobody = True
+        elif handle.custom:
+            curl.unsetopt(pycurl.CUSTOMREQUEST)
+            handle.custom = False
+        if headers:
+            setopt(pycurl.HTTPHEADER, headers)
+            handle.with_headers = True
+        elif handle.with_headers:
+            curl.unsetopt(pycurl.HTTPHEADER)
+            handle.with_headers = False
+        if header_sink is not None:
+            setopt(pycurl.HEADERFUNCTION, header_sink.append)
+            handle.capturing = True
+        elif handle.capturing:
+            curl.unsetopt(pycurl.HEADERFUNCTION)
+            handle.capturing = False
+    except (pycurl.error, ValueError) as exc:      # ValueError: a NUL byte in a string
+        handle.profile = handle.conn = handle.settings = None   # re-apply all next time
+        code = exc.args[0] if isinstance(exc, pycurl.error) else pycurl.E_BAD_FUNCTION_ARGUMENT
+        return curl_failure(code, url)
+    sink = handle.sink
+    sink.reset(handle.profile.maxdatasize)
+    try:
+        curl.perform()
+        code = 0
+    except pycurl.error as exc:
+        code = exc.args[0]
+        if code == pycurl.E_WRITE_ERROR and sink.overflow:
+            code = 0                    # stopped on purpose at the size cap
+    if code:
+        sink.take()
+        response = curl_failure(code, url)
+    else:
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+        response = Response(code=status, status=status, body=sink.take(),
+                            truncated=sink.overflow,
+                            effective_url=curl.getinfo(pycurl.EFFECTIVE_URL) or "",
+                            header_lines=header_sink)
+    if timings:
+        response.timings = {name: curl.getinfo(info) for name, info in _TIMING_INFO}
+    return response
+
+
+_CURL_MESSAGES = {
+    1: "URL Schema not supported by curl", 3: "Malformed URL used in http client",
+    6: "Couldn't resolve host", 7: "failed to connect() to host",
+    28: "Curl library timed out on request", 35: "TLS error in curl connection",
+    47: "Too many redirects", 58: "TLS local certificate error",
+    60: "TLS verification error", 77: "TLS server certificate validation error (No valid CA cert)",
+}
+
+
+def curl_failure(code: int, url: str) -> Response:
+    """Log a curl error the way the C module words it, and make its Response."""
+    message = _CURL_MESSAGES.get(code, "failed to perform curl")
+    log.log(30 if code == 28 else 40, "%s (%d: %s) (url: %s)", message, code,
+            curl_strerror(code), url)
+    return Response(code=code, curl_code=code)
+
+
+# ------------------------------------------------------------------------------------------
+# Semantics of the C module (spec 5 and 6)
+# ------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class Outcome:
+    """A function's result before the script conventions: ``code`` is the HTTP status, the
+    curl code or -1; ``body`` what the result variable gets (b"" outside 200..499)."""
+
+    code: int
+    body: bytes = b""
+    response: Response | None = None
+
+
+NO_CONNECTION = Outcome(-1)
+
+
+def kept_body(response: Response) -> bytes:
+    """Spec 5.2: the body for a status 200..499, else nothing."""
+    return response.body if 200 <= response.status < 500 else b""
+
+
+def first_line(body: bytes) -> bytes:
+    """The body up to its first line end, without the line end ("\\r\\n" or "\\n")."""
+    end = body.find(b"\n")
+    if end < 0:
+        return body
+    return body[:end - 1] if end and body[end - 1] == 13 else body[:end]
+
+
+def connection_request(name: str, path: str | None, content_type: str | None,
+                       data: bytes | None, *, method: str | None = None,
+                       headers: list[bytes] | None = None, details: bool = False) -> Outcome:
+    """A request on a named connection, with one failover hop (spec 5.3-5.5, 6.6)."""
+    cfg = config.current()
+    conn = cfg.connections.get(name)
+    if conn is None:
+        log.error("No cURL connection found: %s", name)
+        return NO_CONNECTION
+    response = _connection_attempt(conn, cfg.settings, path, content_type, data, method,
+                                   headers, details)
+    if conn.failover is not None and (response.curl_code or response.status >= 500):
+        log.error("%s: Trying failover to curl con (%s)",
+                  "FATAL FAILURE" if response.curl_code else "FAILURE", conn.failover)
+        backup = cfg.connections.get(conn.failover)
+        if backup is None:
+            log.error("No cURL connection found: %s", conn.failover)
+            return NO_CONNECTION
+        response = _connection_attempt(backup, cfg.settings, path, content_type, data,
+                                       method, headers, details)
+    return Outcome(response.code, kept_body(response), response)
+
+
+def _connection_attempt(conn: Connection, settings: Settings, path: str | None,
+                        content_type: str | None, data: bytes | None, method: str | None,
+                        extra: list[bytes] | None, details: bool) -> Response:
+    state = process_state()
+    handle = handle_for(state, conn.name)
+    setup_error = 0
+    if handle.conn is not conn or handle.settings is not settings:
+        setup_error = handle.configure(Profile.for_connection(conn, settings))
+        if not setup_error:
+            handle.conn, handle.settings = conn, settings
+    body = data or None
+    headers = [] if body is None or content_type is None else [
+        b"Content-Type: " + _b(content_type)]
+    if extra:
+        headers.extend(extra)
+    state.redirect_url[conn.name] = ""
+    state.content_type[conn.name] = ""
+    response = _perform(state, settings, handle, conn.join(path or ""), method, body,
+                        headers, details, setup_error)
+    if not response.curl_code:
+        response.content_type = handle.curl.getinfo(pycurl.CONTENT_TYPE) or ""
+        state.redirect_url[conn.name] = response.effective_url
+        state.content_type[conn.name] = response.content_type
+    return response
+
+
+def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str | None, *,
+                   http2_prior_knowledge: bool = False, extra: list[bytes] | None = None,
+                   details: bool = False, whole_body: bool = False) -> Outcome:
+    """A request on a full URL with the module defaults (spec 5.7-5.10).  Unless
+    ``whole_body``, query_result=1 keeps only the first line (after query_maxdatasize).
+
+    ``hdrs`` is passed whole as one header list entry, as the C module does, so a
+    ``"A: 1\\r\\nB: 2"`` string sends two headers.
+    """
+    settings = config.current().settings
+    state = process_state()
+    handle = handle_for(state, _DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY)
+    setup_error = 0
+    if handle.settings is not settings:
+        setup_error = handle.configure(Profile.for_direct(settings, http2_prior_knowledge))
+        if not setup_error:
+            handle.settings = settings
+    headers = [_b(hdrs)] if hdrs else []
+    if extra:
+        headers.extend(extra)
+    response = _perform(state, settings, handle, url, method, body or None, headers, details,
+                        setup_error)
+    if details and not response.curl_code:
+        response.content_type = handle.curl.getinfo(pycurl.CONTENT_TYPE) or ""
+    body = kept_body(response)
+    if settings.query_result and not whole_body:
+        body = first_line(body)
+    return Outcome(response.code, body, response)
+
+
+def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
+             method: str | None, body: bytes | None, headers: list[bytes],
+             details: bool, setup_error: int) -> Response:
+    """One attempt: header capture per the response_headers flag, $curlredirect, counters."""
+    flag = state.headers_flag if state.headers_flag is not None else settings.response_headers
+    sink: list[bytes] | None = None
+    if flag:
+        sink = state.header_lines = []
+    elif details:
+        sink = []
+    state.last_url = ""
+    if setup_error:
+        response = curl_failure(setup_error, url)
+    else:
+        response = transfer(handle, url, method, body, headers, sink, details)
+    if response.curl_code:
+        counters.add_fail()
+    else:
+        state.last_url = response.effective_url
+        if response.status == 200:
+            counters.add_ok()
+        else:
+            counters.add_fail()
+    return response
+
+
+def close_all() -> None:
+    """Drop this process's handles (tests; a new configuration needs no call to this)."""
+    state = process_state()
+    for handle in state.handles.values():
+        handle.curl.close()
+    state.handles.clear()

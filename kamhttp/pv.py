@@ -1,0 +1,311 @@
+"""The pseudo-variable shim: kamhttp's own PVs, and every other PV through ``KSR.pv``.
+
+* :func:`get` reads ``$curlerror(N)``, ``$curlredirect`` and ``$httprhdr(name)`` itself and
+  hands every other name to ``KSR.pv.get``.
+* :func:`sets` writes a result variable through ``KSR.pv.sets``.
+* :func:`expand` evaluates a cfg-style string with PVs, as Kamailio's ``pv_printf`` does for
+  the arguments the cfg functions expand.
+
+``KSR`` is looked up at call time in ``sys.modules``: inside Kamailio it is app_python3's
+module, under the testing kit its emulator.  Without any, a small in-process store stands in
+(values keyed by the PV name as written).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Union
+
+from .curlerror import curl_strerror
+from .errors import PVError
+from .state import peek
+
+Value = Union[str, int, None]
+
+NULL_TEXT = "<null>"
+"""What pv_printf prints for a null value."""
+
+WRITABLE = frozenset((
+    "var", "vz", "vn", "avp", "xavp", "xavu", "xavi", "shv", "sht", "dlg_var", "dlg_ctx",
+    "ru", "ruri", "rU", "ruri.user", "rd", "ruri.domain", "rp", "du", "duri", "fs", "br",
+    "bf", "bF", "Bf", "sf", "sF", "Sf", "mf", "mF", "Mf", "fu", "from", "fU", "from.user",
+    "fd", "from.domain", "fn", "tu", "to", "tU", "to.user", "td", "to.domain", "tn",
+    "branch", "sbranch", "xml"))
+"""PV classes with a setter in Kamailio (pv module, htable, dialog, xmlops): the only ones a
+result may be written to.  Read-only ones ($rm, $si, $ci...) and unknown ones are refused."""
+
+_CACHE_LIMIT = 4096
+_fallback: dict[str, Value] = {}
+
+
+# ------------------------------------------------------------------------------------------
+# Parsing (the grammar of Kamailio's pv_parse_spec)
+# ------------------------------------------------------------------------------------------
+
+class Spec(tuple):
+    """One parsed PV: (text as written, class name, inner name or None)."""
+
+    __slots__ = ()
+
+    @property
+    def text(self) -> str:
+        return self[0]
+
+    @property
+    def cls(self) -> str:
+        return self[1]
+
+    @property
+    def inner(self) -> str | None:
+        return self[2]
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+
+
+def _balanced(text: str, p: int, open_: str, close: str, where: str) -> int:
+    """Index of the ``close`` that ends the group starting at p (nesting counted)."""
+    depth = 0
+    n = len(text)
+    while p < n:
+        ch = text[p]
+        if ch == close:
+            if depth == 0:
+                return p
+            depth -= 1
+        elif ch == open_:
+            depth += 1
+        p += 1
+    raise PVError(f"unterminated {open_!r} in PV {where!r}: expected {close!r}")
+
+
+def scan(text: str, start: int) -> tuple[Spec, int]:
+    """Parse the PV that starts with the ``$`` at ``start``; return it and the end index."""
+    n = len(text)
+    p = start + 1
+    bracketed = p < n and text[p] == "("
+    if bracketed:
+        p += 1
+    if p < n and text[p] == "$":                      # $$ or $($): a literal "$"
+        p += 1
+        if bracketed:
+            if p >= n or text[p] != ")":
+                raise PVError(f"bad PV at {text[start:p + 1]!r}: expected ')' after '$($'")
+            p += 1
+        return Spec((text[start:p], "$", None)), p
+    name_start = p
+    while p < n and text[p] in _NAME_CHARS:
+        p += 1
+    cls = text[name_start:p]
+    if not cls:
+        raise PVError(f"bad PV at {text[start:start + 12]!r}: '$' must be followed by a PV "
+                      "name such as $var(x), or written '$$' for a literal '$'")
+    inner = None
+    if not bracketed:
+        if p < n and text[p] == "(":
+            end = _balanced(text, p + 1, "(", ")", text[start:])
+            inner = text[p + 1:end]
+            if not inner:
+                raise PVError(f"PV {text[start:end + 1]!r} has an empty name")
+            p = end + 1
+        return Spec((text[start:p], cls, inner)), p
+    # $( class [ (inner) ] [ [index] ] [ {transformation}... ] )
+    if p < n and text[p] == "(":
+        end = _balanced(text, p + 1, "(", ")", text[start:])
+        inner = text[p + 1:end]
+        if not inner:
+            raise PVError(f"PV {text[start:end + 1]!r} has an empty name")
+        p = end + 1
+    if p < n and text[p] == "[":
+        end = _balanced(text, p + 1, "[", "]", text[start:])
+        if end == p + 1:
+            raise PVError(f"PV {text[start:end + 1]!r} has an empty index")
+        p = end + 1
+    while p < n and text[p] == "{":
+        p = _balanced(text, p + 1, "{", "}", text[start:]) + 1
+        q = p
+        while q < n and text[q] in " \t":        # blanks between transformations
+            q += 1
+        if q < n and text[q] == "{":
+            p = q
+    if p >= n or text[p] != ")":
+        raise PVError(f"bad PV {text[start:p + 1]!r}: expected ')' to close '$('")
+    return Spec((text[start:p + 1], cls, inner)), p + 1
+
+
+def parse_name(name: str) -> Spec:
+    """A whole string that must be exactly one PV (a result variable name)."""
+    if not isinstance(name, str) or not name.startswith("$"):
+        raise PVError(f"{name!r} is not a pseudo-variable name (valid: e.g. \"$var(result)\")")
+    spec, end = scan(name, 0)
+    if end != len(name):
+        raise PVError(f"{name!r} is not one pseudo-variable: text after {spec.text!r}")
+    return spec
+
+
+_writable_cache: dict[str, str | None] = {}
+
+
+def writable_error(name: Any) -> str | None:
+    """None if ``name`` is a writable PV, else why not (cached per name)."""
+    try:
+        return _writable_cache[name]
+    except (KeyError, TypeError):
+        pass
+    try:
+        spec = parse_name(name)
+        error = None if spec.cls in WRITABLE else (
+            f"{name!r} is not a writable pseudo-variable (valid: $var(x), $avp(x), $xavp(x), "
+            "$shv(x), $sht(t=>k), $ru, $du and the other PVs with a setter)")
+    except PVError as exc:
+        error = str(exc)
+    if isinstance(name, str):
+        if len(_writable_cache) >= _CACHE_LIMIT:
+            _writable_cache.clear()
+        _writable_cache[name] = error
+    return error
+
+
+# ------------------------------------------------------------------------------------------
+# kamhttp's own PVs
+# ------------------------------------------------------------------------------------------
+
+def _atoi(text: str | None) -> int:
+    """C atoi: optional blanks and sign, then digits; anything else stops (0 if none)."""
+    s = (text or "").lstrip(" \t\n\r\f\v")
+    sign = 1
+    if s[:1] in ("-", "+"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    digits = ""
+    for ch in s:
+        if not ch.isdigit() or not ch.isascii():
+            break
+        digits += ch
+    return sign * int(digits) if digits else 0
+
+
+def _curlerror(inner: str | None) -> Value:
+    return curl_strerror(_atoi(inner))
+
+
+def _curlredirect(inner: str | None) -> Value:
+    state = peek()
+    return state.last_url if state is not None else ""
+
+
+def _httprhdr(inner: str | None) -> Value:
+    state = peek()
+    if state is None or not inner:
+        return None
+    return header_value(state.header_lines, inner)
+
+
+def header_value(lines: list[bytes], name: str) -> str | None:
+    """Spec 9.2: the newest line whose name matches case-insensitively; None if none."""
+    wanted = name.strip(" \t\r\n").lower().encode("latin-1", "replace")
+    for line in reversed(lines):
+        if not line or line[0] in b" \t\r\n":
+            continue
+        colon = line.find(b":")
+        if colon < 0:
+            continue
+        if line[:colon].strip(b" \t\r\n").lower() == wanted:
+            return line[colon + 1:].strip(b" \t\r\n").decode("utf-8", "replace")
+    return None
+
+
+_OWN: dict[str, Callable[[str | None], Value]] = {
+    "curlerror": _curlerror, "curlredirect": _curlredirect, "httprhdr": _httprhdr}
+_OWN_PREFIXES = tuple(f"${b}{c}" for c in _OWN for b in ("", "("))
+
+
+# ------------------------------------------------------------------------------------------
+# The interface
+# ------------------------------------------------------------------------------------------
+
+def _ksr_pv() -> Any:
+    ksr = sys.modules.get("KSR")
+    return getattr(ksr, "pv", None) if ksr is not None else None
+
+
+def _value(spec: Spec) -> Value:
+    if spec.cls == "$":
+        return "$"
+    own = _OWN.get(spec.cls)
+    if own is not None:
+        return own(spec.inner)
+    ksr_pv = _ksr_pv()
+    if ksr_pv is None:
+        return _fallback.get(spec.text)
+    return ksr_pv.get(spec.text)
+
+
+def get(name: str) -> Value:
+    """The value of a PV: kamhttp's own, else KSR.pv.get (None is $null)."""
+    if name.startswith(_OWN_PREFIXES):
+        return _value(parse_name(name))
+    ksr_pv = _ksr_pv()
+    if ksr_pv is None:
+        return _fallback.get(name)
+    return ksr_pv.get(name)
+
+
+def sets(name: str, value: str) -> None:
+    """Write a string value to a PV (the result variables).
+
+    Kamailio takes C strings, so a value ends at its first NUL character."""
+    nul = value.find("\x00")
+    if nul >= 0:
+        value = value[:nul]
+    ksr_pv = _ksr_pv()
+    if ksr_pv is None:
+        _fallback[name] = value
+    else:
+        ksr_pv.sets(name, value)
+
+
+_templates: dict[str, tuple] = {}
+
+
+def template(text: str) -> tuple:
+    """The parsed form of a cfg string: literal str parts and Spec parts (cached)."""
+    parts = _templates.get(text)
+    if parts is None:
+        parts = []
+        literal_start = 0
+        p = text.find("$")
+        while p >= 0:
+            if p > literal_start:
+                parts.append(text[literal_start:p])
+            spec, end = scan(text, p)
+            parts.append("$" if spec.cls == "$" else spec)
+            literal_start = end
+            p = text.find("$", end)
+        if literal_start < len(text):
+            parts.append(text[literal_start:])
+        parts = tuple(parts)
+        if len(_templates) >= _CACHE_LIMIT:
+            _templates.clear()
+        _templates[text] = parts
+    return parts
+
+
+def expand(text: str) -> str:
+    """Evaluate a string with PVs like pv_printf: "$null" prints "<null>".
+
+    Raises PVError when the string does not parse (the cfg function then returns -1)."""
+    if "$" not in text:
+        return text
+    out = []
+    for part in template(text):
+        if part.__class__ is str:
+            out.append(part)
+            continue
+        value = _value(part)
+        out.append(NULL_TEXT if value is None else str(value))
+    return "".join(out)
+
+
+def clear_fallback() -> None:
+    """Forget the in-process store (tests)."""
+    _fallback.clear()

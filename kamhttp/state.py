@@ -1,0 +1,80 @@
+"""Per-process state: what the C module keeps in private (pkg) memory of each worker.
+
+One :class:`ProcessState` per process holds the curl handles, the last effective URL and
+response Content-Type per connection, the captured response headers and the process-local
+``response_headers`` flag.  It is created lazily on the first request of a process, never at
+import or configuration time: Kamailio runs ``mod_init()`` in the main process and then forks
+its workers, and a curl handle (with its sockets and TLS sessions) must never be shared by two
+processes.
+
+After a fork the child starts with a fresh state.  The parent's handles are not even closed in
+the child: closing would send TLS close-notify or HTTP/2 GOAWAY on sockets the parent still
+uses.  They are kept alive, unreferenced, for the life of the child (see :func:`_abandon`).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+_state: "ProcessState | None" = None
+
+
+@dataclass
+class ProcessState:
+    """Everything kamhttp keeps per worker process (never shared between processes)."""
+
+    pid: int
+    handles: dict[Any, Any] = field(default_factory=dict)     # slot key -> engine.Handle
+    redirect_url: dict[str, str] = field(default_factory=dict)  # connection -> last URL
+    content_type: dict[str, str] = field(default_factory=dict)  # connection -> Content-Type
+    last_url: str = ""                                     # $curlredirect: any function
+    header_lines: list[bytes] = field(default_factory=list)  # raw lines, arrival order
+    headers_flag: int | None = None   # set by http_client_response_headers_set(); None: modparam
+    share: Any = None                 # pycurl.CurlShare of this process's handles
+
+
+def process_state() -> ProcessState:
+    """This process's state, created on first use and renewed when the pid changed."""
+    state = _state
+    if state is None or state.pid != os.getpid():
+        state = _renew()
+    return state
+
+
+def peek() -> ProcessState | None:
+    """This process's state if it exists already (never creates one)."""
+    state = _state
+    return state if state is not None and state.pid == os.getpid() else None
+
+
+def _renew() -> ProcessState:
+    global _state
+    if _state is not None and _state.pid != os.getpid():
+        _abandon(_state)
+    _state = ProcessState(pid=os.getpid())
+    return _state
+
+
+def _after_fork_in_child() -> None:
+    global _state
+    if _state is not None:
+        _abandon(_state)
+        _state = None
+
+
+def _abandon(inherited: ProcessState) -> None:
+    """Keep the parent's curl objects alive forever in this child, untouched.
+
+    Dropping the last reference would run curl_easy_cleanup here, which may write to the
+    parent's connections.  One extra reference each makes them immortal in this process.
+    """
+    keep = [handle.curl for handle in inherited.handles.values()]
+    if inherited.share is not None:
+        keep.append(inherited.share)
+    for obj in keep:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
