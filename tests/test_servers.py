@@ -4,6 +4,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import pathlib
+import subprocess
+import sys
 
 import pycurl
 import pytest
@@ -170,6 +173,62 @@ def test_close_closes_without_reply(http_server):
 
 def test_unknown_path_is_404(http_server):
     assert fetch(http_server.url + "/nowhere").status == 404
+
+
+def test_http10_closes_after_each_answer(http_server):
+    http_server.clear()
+    curl = pycurl.Curl()
+    for _ in range(2):
+        got = fetch(http_server.url + "/echo", curl, HTTP_VERSION=pycurl.CURL_HTTP_VERSION_1_0)
+        assert json.loads(got.body)["http_version"] == "1.0"
+        assert ("Connection", "close") in got.headers
+    assert len({request.client_port for request in http_server.requests}) == 2
+
+
+def test_request_bodies_chunked_and_with_expect_continue(http_server):
+    http_server.clear()
+    curl = pycurl.Curl()
+    curl.setopt(pycurl.UPLOAD, 1)
+    curl.setopt(pycurl.READFUNCTION, io.BytesIO(b"chunky" * 1000).read)
+    got = fetch(http_server.url + "/echo", curl, CUSTOMREQUEST="POST")
+    assert json.loads(got.body)["body"] == "chunky" * 1000
+    assert http_server.requests[-1].header("Transfer-Encoding") == "chunked"
+    big = b"x" * 3_000_000
+    got = fetch(http_server.url + "/echo", POSTFIELDS=big)
+    assert http_server.requests[-1].header("Expect") == "100-continue"
+    assert http_server.requests[-1].body == big
+
+
+def test_ipv6_loopback():
+    try:
+        server = servers.start_http_server("::1")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with server:
+        assert server.url == f"http://[::1]:{server.port}"
+        assert fetch(server.url + "/code/200?body=six").body == b"six"
+
+
+def test_servers_run_outside_pytest(tmp_path):
+    root = pathlib.Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, "-m", "tests.servers", "--tls-dir", str(tmp_path)],
+                               cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in process.stdout:  # one JSON document, ends with a lone "}"
+            lines.append(line)
+            if line == "}\n":
+                break
+        started = json.loads("".join(lines))
+        assert fetch(started["urls"]["http"] + "/code/200?body=cli").body == b"cli"
+        assert fetch(started["urls"]["https"] + "/code/200?body=tls",
+                     CAINFO=started["tls_files"]["ca_file"]).body == b"tls"
+        process.stdin.close()
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
 
 
 # --- HTTPS ----------------------------------------------------------------------------------

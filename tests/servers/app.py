@@ -86,7 +86,8 @@ class BadParameter(ValueError):
     pass
 
 
-def _int(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
+def int_param(params: dict[str, list[str]], name: str, default: int, low: int, high: int) -> int:
+    """Query parameter `name` as an integer in low..high (BadParameter says what is valid)."""
     raw = params.get(name, [str(default)])[-1]
     try:
         value = int(raw)
@@ -97,7 +98,21 @@ def _int(params: dict[str, list[str]], name: str, default: int, low: int, high: 
     return value
 
 
-def _choice(params: dict[str, list[str]], name: str, default: str, valid: tuple[str, ...]) -> str:
+def float_param(params: dict[str, list[str]], name: str, default: float, low: float,
+                high: float) -> float:
+    """Query parameter `name` as a number in low..high (BadParameter says what is valid)."""
+    raw = params.get(name, [str(default)])[-1]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadParameter(f"{name}={raw!r}: expected a number {low:g}..{high:g}") from None
+    if not low <= value <= high:
+        raise BadParameter(f"{name}={raw}: expected a number {low:g}..{high:g}")
+    return value
+
+
+def choice_param(params: dict[str, list[str]], name: str, default: str,
+                 valid: tuple[str, ...]) -> str:
     value = params.get(name, [default])[-1]
     if value not in valid:
         raise BadParameter(f"{name}={value!r}: expected one of {', '.join(valid)}")
@@ -172,23 +187,17 @@ class App:
         return Response(status, tuple(headers), body)
 
     def _slow(self, params: dict[str, list[str]]) -> Response:
-        raw = params.get("delay", ["1"])[-1]
-        try:
-            delay = float(raw)
-        except ValueError:
-            raise BadParameter(f"delay={raw!r}: expected seconds (a number 0..{MAX_DELAY:g})") from None
-        if not 0 <= delay <= MAX_DELAY:
-            raise BadParameter(f"delay={raw}: expected seconds 0..{MAX_DELAY:g}")
+        delay = float_param(params, "delay", 1.0, 0.0, MAX_DELAY)
         if not self._wait(delay):
             return DROP
         return _text(200, params.get("body", [""])[-1])
 
     @staticmethod
     def _bytes(params: dict[str, list[str]]) -> Response:
-        n = _int(params, "n", 1024, 0, MAX_BYTES)
-        chunked = _choice(params, "chunked", "0", ("0", "1")) == "1"
-        chunk = _int(params, "chunk", 16384, 1, 1 << 24)
-        eol = _choice(params, "eol", "lf", ("lf", "crlf"))
+        n = int_param(params, "n", 1024, 0, MAX_BYTES)
+        chunked = choice_param(params, "chunked", "0", ("0", "1")) == "1"
+        chunk = int_param(params, "chunk", 16384, 1, 1 << 24)
+        eol = choice_param(params, "eol", "lf", ("lf", "crlf"))
         unit = _unit(params.get("line", [None])[-1], eol)
         return Response(200, (("Content-Type", "application/octet-stream"),),
                         _stream(unit, n, chunk), length=n, chunk_size=chunk if chunked else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-from typing import Callable, Iterable
+from typing import Callable
 
 MAX_DELAY = 30.0
 """No server waits longer than this for anything (a delay asked for, a silent fault)."""
@@ -89,6 +89,10 @@ class Server:
     def stop(self) -> None:
         """Stop accepting, cut every open connection, wake every waiting thread, join them."""
         self._stopping.set()
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() at once on Linux
+        except OSError:
+            pass
         self._acceptor.join(timeout=5)
         self._listener.close()
         with self._lock:
@@ -185,7 +189,3 @@ class Server:
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-
-def send_all(sock: socket.socket, pieces: Iterable[bytes]) -> None:
-    for piece in pieces:
-        sock.sendall(piece)

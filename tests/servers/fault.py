@@ -26,22 +26,11 @@ import time
 import urllib.parse
 from typing import Callable
 
-from .app import PATTERN, BadParameter, _int
+from .app import PATTERN, BadParameter, float_param, int_param
 from .base import MAX_DELAY, Request, Server
 from .http1 import BadRequest, read_request
 
 Params = dict[str, list[str]]
-
-
-def _float(params: Params, name: str, default: float, low: float, high: float) -> float:
-    raw = params.get(name, [str(default)])[-1]
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadParameter(f"{name}={raw!r}: expected a number {low:g}..{high:g}") from None
-    if not low <= value <= high:
-        raise BadParameter(f"{name}={value:g}: expected a number {low:g}..{high:g}")
-    return value
 
 
 class FaultServer(Server):
@@ -90,11 +79,11 @@ class FaultServer(Server):
             _answer(sock, 400, f"bad parameter for {path}: {exc}")
 
     def _silent(self, sock: socket.socket, params: Params) -> None:
-        self.wait(_float(params, "seconds", MAX_DELAY, 0, MAX_DELAY))
+        self.wait(float_param(params, "seconds", MAX_DELAY, 0, MAX_DELAY))
 
     def _slow_headers(self, sock: socket.socket, params: Params) -> None:
-        interval = _float(params, "interval", 0.5, 0.01, MAX_DELAY)
-        count = _int(params, "count", int(MAX_DELAY / interval), 1, 100000)
+        interval = float_param(params, "interval", 0.5, 0.01, MAX_DELAY)
+        count = int_param(params, "count", int(MAX_DELAY / interval), 1, 100000)
         sock.sendall(b"HTTP/1.1 200 OK\r\n")
         deadline = time.monotonic() + MAX_DELAY
         for number in range(count):
@@ -104,8 +93,8 @@ class FaultServer(Server):
         sock.sendall(b"Content-Length: 2\r\n\r\nok")
 
     def _trickle(self, sock: socket.socket, params: Params) -> None:
-        n = _int(params, "n", 100, 1, 100000)
-        interval = _float(params, "interval", 0.2, 0.01, MAX_DELAY)
+        n = int_param(params, "n", 100, 1, 100000)
+        interval = float_param(params, "interval", 0.2, 0.01, MAX_DELAY)
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
         deadline = time.monotonic() + MAX_DELAY
         for position in range(n):
@@ -129,7 +118,7 @@ class FaultServer(Server):
                      b"5\r\nhello\r\nZZZ-not-hex\r\nmore\r\n0\r\n\r\n")
 
     def _huge(self, sock: socket.socket, params: Params) -> None:
-        size = _int(params, "mb", 100, 1, 4096) << 20
+        size = int_param(params, "mb", 100, 1, 4096) << 20
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                      b"Content-Length: %d\r\n\r\n" % size)
         block = (PATTERN * (65536 // len(PATTERN) + 1))[:65536 - 65536 % len(PATTERN)]
@@ -141,7 +130,7 @@ class FaultServer(Server):
 
     @staticmethod
     def _huge_headers(sock: socket.socket, params: Params) -> None:
-        lines = _int(params, "kb", 1024, 1, 65536)
+        lines = int_param(params, "kb", 1024, 1, 65536)
         sock.sendall(b"HTTP/1.1 200 OK\r\n")
         for number in range(lines):  # about 1 KiB per header line
             sock.sendall(b"X-Huge-%d: %s\r\n" % (number, b"h" * 1000))
@@ -155,14 +144,14 @@ class FaultServer(Server):
         _answer(sock, 302, "", ("Location", "file:///etc/passwd"))
 
     def _interim(self, sock: socket.socket, params: Params) -> None:
-        code = _int(params, "code", 102, 100, 199)
+        code = int_param(params, "code", 102, 100, 199)
         sock.sendall(b"HTTP/1.1 %d Interim\r\n\r\n" % code)
         self.wait(MAX_DELAY)
 
     @staticmethod
     def _wrong_length(sock: socket.socket, params: Params) -> None:
-        claimed = _int(params, "claimed", 100, 1, 1 << 30)
-        sent = _int(params, "sent", 10, 0, claimed - 1)
+        claimed = int_param(params, "claimed", 100, 1, 1 << 30)
+        sent = int_param(params, "sent", 10, 0, claimed - 1)
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % claimed
                      + (PATTERN * (sent // len(PATTERN) + 1))[:sent])
 
