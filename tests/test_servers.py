@@ -175,6 +175,14 @@ def test_unknown_path_is_404(http_server):
     assert fetch(http_server.url + "/nowhere").status == 404
 
 
+def test_connection_close_header_from_code_closes_the_connection(http_server):
+    http_server.clear()
+    curl = pycurl.Curl()
+    for _ in range(2):
+        got = fetch(http_server.url + "/code/200?hdr=Connection:%20close", curl)
+        assert [v for n, v in got.headers if n == "Connection"] == ["close"]
+    assert len({request.client_port for request in http_server.requests}) == 2
+
 def test_http10_closes_after_each_answer(http_server):
     http_server.clear()
     curl = pycurl.Curl()

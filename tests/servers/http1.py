@@ -147,7 +147,7 @@ def write_response(sock: socket.socket, response: Response, *, head_only: bool,
         else:
             headers.append(("Transfer-Encoding", "chunked"))
             chunked = True
-    if close:
+    if close and "connection" not in names:
         headers.append(("Connection", "close"))
     head = f"HTTP/1.1 {status} {reason(status)}\r\n" + "".join(
         f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
@@ -229,7 +229,9 @@ class HttpServer(Server):
                 return
             connection = (raw.header("Connection") or "").lower()
             close = ("close" in connection if raw.version == "1.1"
-                     else "keep-alive" not in connection) or self.stopping
+                     else "keep-alive" not in connection) or self.stopping or any(
+                name.lower() == "connection" and "close" in value.lower()
+                for name, value in response.headers)  # e.g. /code/200?hdr=Connection:%20close
             write_response(sock, response, head_only=raw.method == "HEAD", close=close)
             if close:
                 return
