@@ -29,18 +29,25 @@ import KSR
 BACKENDS = [b for b in os.environ.get("PROBE_BACKENDS", "kamhttp").split(",") if b]
 UNSET = "<unset>"
 kamhttp = None
+kamhttp_failure = "kamhttp is not in PROBE_BACKENDS"
 
 
 def mod_init():
-    global kamhttp
+    global kamhttp, kamhttp_failure
     if "kamhttp" in BACKENDS:
-        import kamhttp as module
-        kamhttp = module
-        config = os.environ.get("PROBE_KAMHTTP_CONFIG", "")
-        if config.endswith((".yaml", ".yml")):
-            kamhttp.load_config(config)
-        elif config:
-            kamhttp.load_kamailio_cfg(config)
+        # A failure here is reported by every kamhttp step (the C steps still run), so that
+        # a side-by-side test shows it per case instead of a Kamailio that does not start.
+        try:
+            import kamhttp as module
+            config = os.environ.get("PROBE_KAMHTTP_CONFIG", "")
+            if config.endswith((".yaml", ".yml")):
+                module.load_config(config)
+            elif config:
+                module.load_kamailio_cfg(config)
+            kamhttp = module
+        except Exception:
+            kamhttp_failure = "kamhttp failed in mod_init:\n" + traceback.format_exc()
+            KSR.err(kamhttp_failure + "\n")
     KSR.info("probe mod_init pid=%d backends=%s\n" % (os.getpid(), ",".join(BACKENDS)))
     return Probe()
 
@@ -71,6 +78,8 @@ class Probe:
                 KSR.pv.sets(step["set"], step["value"])
                 return {}
             if "pv" in step:
+                if step.get("via", "kamhttp") == "kamhttp" and kamhttp is None:
+                    raise RuntimeError(kamhttp_failure)
                 reader = kamhttp.pv.get if step.get("via", "kamhttp") == "kamhttp" else KSR.pv.get
                 return {"value": reader(step["pv"])}
             reads = step.get("read", [])
@@ -83,6 +92,8 @@ class Probe:
 
     @staticmethod
     def function(api, name, msg):
+        if api.startswith("kamhttp") and kamhttp is None:
+            raise RuntimeError(kamhttp_failure)
         if api == "kamhttp.cfg":
             return getattr(kamhttp, name)
         if api == "kamhttp.kemi":
