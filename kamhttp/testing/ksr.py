@@ -1,0 +1,476 @@
+"""The emulated ``KSR`` module: what app_python3 gives a script, backed by the testing kit.
+
+:class:`Emulator` owns one ``KSR`` module object (installed as ``sys.modules["KSR"]`` by the
+runner), the worker's state and the current message context.  Functions keep Kamailio's KEMI
+behaviour where a script can observe it:
+
+* arguments are checked like app_python3's ``PyArg_ParseTuple``: a wrong type or count logs
+  an error and returns False (``KSR.sl.sl_send_reply("404", ...)`` sends nothing in Kamailio
+  either);
+* ``KSR.x.exit()`` and ``KSR.x.drop()`` stop the route by raising SystemExit;
+* a function or pseudo-variable the emulator does not know raises KsrEmulationError naming it,
+  never a silent None.
+"""
+from __future__ import annotations
+
+import types
+from typing import Any, Callable
+
+from ..errors import KsrEmulationError, PVError, SipParseError
+from . import pvars
+from .context import MessageContext, WorkerState, new_context
+from .sipmsg import NameAddr, SipMessage, SipUri, canonical
+from .transcript import Relay, Reply
+
+_KINDS = {"s": "str", "i": "int"}
+_C_INT = range(-2**31, 2**31)
+
+METHOD_LETTERS = {"I": "INVITE", "A": "ACK", "B": "BYE", "C": "CANCEL", "R": "REGISTER",
+                  "M": "MESSAGE", "O": "OPTIONS", "S": "SUBSCRIBE", "N": "NOTIFY",
+                  "P": "PRACK", "U": "UPDATE", "F": "REFER", "E": "PUBLISH", "G": "INFO"}
+"""KSR.is_method_in() letters (Kamailio core)."""
+
+LEVELS = {"dbg": "DEBUG", "info": "INFO", "notice": "NOTICE", "warn": "WARNING",
+          "err": "ERROR", "crit": "CRITICAL"}
+
+
+class KsrExit(SystemExit):
+    """KSR.x.exit()/KSR.x.drop(): the end of the route (app_python3 raises SystemExit too)."""
+
+    def __init__(self, drop: bool) -> None:
+        super().__init__("ksr_drop" if drop else "ksr_exit")
+        self.drop = drop
+
+
+class Namespace:
+    """A KSR sub-module: its functions as attributes; any other name raises, naming it."""
+
+    def __init__(self, path: str, functions: dict[str, Callable[..., Any]]) -> None:
+        self._path = path
+        self.__dict__.update(functions)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        emulated = ", ".join(sorted(k for k in self.__dict__ if not k.startswith("_")))
+        raise KsrEmulationError(f"{self._path}.{name}() is not emulated by kamhttp.testing "
+                                f"(emulated in {self._path}: {emulated})")
+
+    def __repr__(self) -> str:
+        return f"<emulated {self._path}>"
+
+
+class Emulator:
+    """One emulated Kamailio process around a script: the KSR module, the worker, the message.
+
+    ``native_http_client`` plays the C http_client module: ``KSR.http_client`` is kamhttp's,
+    and ``KSR.pv`` answers ``$curlerror(n)`` and ``$httprhdr(name)`` (through kamhttp).
+    """
+
+    def __init__(self, native_http_client: bool = False) -> None:
+        self.worker = WorkerState(rank=0)
+        self.startup = new_context(None, self.worker)
+        self.ctx: MessageContext = self.startup
+        self.foreign: pvars.Foreign = {}
+        self.module = self._build()
+        if native_http_client:
+            import kamhttp
+            from kamhttp import pv as kamhttp_pv
+            self.module.http_client = kamhttp.http_client
+            self.foreign = {"curlerror": kamhttp_pv.get, "httprhdr": kamhttp_pv.get}
+
+    # -- message lifecycle
+    def begin(self, message: SipMessage) -> MessageContext:
+        self.ctx = new_context(message, self.worker)
+        return self.ctx
+
+    def end(self) -> MessageContext:
+        ctx, self.ctx = self.ctx, self.startup
+        return ctx
+
+    def log(self, level: str, text: str) -> None:
+        self.ctx.log(level, text)
+
+    # -- building the module
+    def _build(self) -> types.ModuleType:
+        module = types.ModuleType("KSR", "Kamailio's KEMI module, emulated by kamhttp.testing")
+        kemi = self._kemi
+        core: dict[str, Callable[..., Any]] = {
+            name: kemi(name, "s", self._logger(level)) for name, level in LEVELS.items()}
+        core.update(
+            log=kemi("log", "ss", lambda level, text: self._logger(
+                LEVELS.get(level, level.upper()))(text)),
+            setflag=kemi("setflag", "i", lambda f: self.ctx.flags.add(f) or 1),
+            resetflag=kemi("resetflag", "i", lambda f: self.ctx.flags.discard(f) or 1),
+            isflagset=kemi("isflagset", "i", lambda f: f in self.ctx.flags),
+            is_method=kemi("is_method", "s", self._is_method),
+            is_method_in=kemi("is_method_in", "s", self._is_method_in),
+            drop=kemi("drop", "", self._drop),
+        )
+        for method in METHOD_LETTERS.values():
+            core[f"is_{method}"] = kemi(f"is_{method}", "", self._method_test(method))
+        for name, func in core.items():
+            setattr(module, name, func)
+        module.pv = Namespace("KSR.pv", {
+            "get": self._pv_get_mode(None), "getw": self._pv_get_mode("<<null>>"),
+            "gete": self._pv_get_mode(""),
+            "getvs": kemi("pv.getvs", "ss", self._pv_getv, fail=None),
+            "getvn": kemi("pv.getvn", "si", self._pv_getv, fail=None),
+            "sets": kemi("pv.sets", "ss", self._pv_set),
+            "seti": kemi("pv.seti", "si", self._pv_set),
+            "unset": kemi("pv.unset", "s", lambda name: self._pv_set(name, None)),
+            "is_null": kemi("pv.is_null", "s", self._pv_is_null),
+        })
+        module.pvx = Namespace("KSR.pvx", {"evalx": kemi("pvx.evalx", "ss", self._evalx)})
+        module.hdr = Namespace("KSR.hdr", {
+            "append": kemi("hdr.append", "s", self._hdr_add(append=True)),
+            "insert": kemi("hdr.insert", "s", self._hdr_add(append=False)),
+            "append_to_reply": kemi("hdr.append_to_reply", "s", self._append_to_reply),
+            "remove": kemi("hdr.remove", "s", self._hdr_remove),
+            "is_present": kemi("hdr.is_present", "s", self._hdr_is_present),
+            "get": kemi("hdr.get", "s", lambda name: self.ctx.message.header(name), fail=None),
+        })
+        module.sl = Namespace("KSR.sl", {
+            "sl_send_reply": kemi("sl.sl_send_reply", "is", self._reply("sl")),
+            "send_reply": kemi("sl.send_reply", "is", self._reply(None)),
+        })
+        module.tm = Namespace("KSR.tm", {
+            "t_relay": kemi("tm.t_relay", "", self._relay),
+            "t_newtran": kemi("tm.t_newtran", "", self._newtran),
+            "t_reply": kemi("tm.t_reply", "is", self._reply("tm")),
+            "t_check_trans": kemi("tm.t_check_trans", "",
+                                  lambda: 1 if self.ctx.transaction else -1),
+            "t_on_failure": kemi("tm.t_on_failure", "s", self._event("t_on_failure")),
+            "t_on_reply": kemi("tm.t_on_reply", "s", self._event("t_on_reply")),
+            "t_on_branch": kemi("tm.t_on_branch", "s", self._event("t_on_branch")),
+            "t_set_fr": kemi("tm.t_set_fr", "ii", self._event("t_set_fr")),
+        })
+        module.x = Namespace("KSR.x", {
+            "exit": kemi("x.exit", "", self._exit), "drop": kemi("x.drop", "", self._drop),
+            "modf": self._modf})
+
+        def unknown(name: str) -> Any:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            emulated = ", ".join(sorted(k for k in vars(module) if not k.startswith("_")))
+            hint = (" (load it: kamhttp.install(KSR) in mod_init, or run the script with "
+                    "--kamailio-cfg to play the C module)") if name == "http_client" else ""
+            raise KsrEmulationError(f"KSR.{name} is not emulated by kamhttp.testing{hint} "
+                                    f"(emulated: {emulated})")
+        module.__getattr__ = unknown
+        return module
+
+    def _kemi(self, path: str, sig: str, func: Callable[..., Any],
+              fail: Any = False) -> Callable[..., Any]:
+        """A KEMI export: arguments checked like app_python3's PyArg_ParseTuple."""
+        def export(*args: Any) -> Any:
+            if not _args_match(sig, args):
+                kinds = "-".join(_KINDS[c] for c in sig) or "no"
+                self.log("ERROR", f"KSR.{path}: unable to retrieve {kinds} params "
+                                  f"(called with {args!r})")
+                return fail
+            return func(*args)
+        export.__name__ = path.rsplit(".", 1)[-1]
+        export.__qualname__ = f"KSR.{path}"
+        return export
+
+    # -- core
+    def _logger(self, level: str) -> Callable[[str], int]:
+        def write(text: str) -> int:
+            self.log(level, text)
+            return 1
+        return write
+
+    def _is_method(self, method: str) -> bool:
+        return self.ctx.message.method.upper() == method.upper()
+
+    def _is_method_in(self, letters: str) -> bool:
+        return self.ctx.message.method in {METHOD_LETTERS.get(c.upper()) for c in letters}
+
+    def _method_test(self, method: str) -> Callable[[], bool]:
+        return lambda: self.ctx.message.method == method
+
+    def _exit(self) -> None:
+        raise KsrExit(drop=False)
+
+    def _drop(self) -> None:
+        raise KsrExit(drop=True)
+
+    def _modf(self, *args: Any) -> Any:
+        name = args[0] if args else "?"
+        raise KsrEmulationError(f"KSR.x.modf({name!r}, ...) calls a native cfg function; "
+                                "kamhttp.testing emulates none through modf")
+
+    def _event(self, name: str) -> Callable[..., int]:
+        def record(*args: Any) -> int:
+            self.ctx.events.append(f"{name}({', '.join(repr(a) for a in args)})")
+            return 1
+        return record
+
+    # -- pseudo-variables
+    def _pv_get_mode(self, null: str | None) -> Callable[[str], Any]:
+        path = {None: "pv.get", "": "pv.gete", "<<null>>": "pv.getw"}[null]
+
+        def get(name: str) -> Any:
+            try:
+                value = pvars.get(self.ctx, name, self.foreign)
+            except PVError as exc:
+                self.log("ERROR", f"KSR.{path}: {exc}")
+                return null
+            return null if value is None else value
+        return self._kemi(path, "s", get, fail=null)
+
+    def _pv_getv(self, name: str, default: Any) -> Any:
+        try:
+            value = pvars.get(self.ctx, name, self.foreign)
+        except PVError as exc:
+            self.log("ERROR", f"KSR.pv.getv: {exc}")
+            return default
+        return default if value is None else value
+
+    def _pv_set(self, name: str, value: Any) -> bool:
+        if isinstance(value, str) and "\x00" in value:
+            self.log("ERROR", f"unable to set pv [{name}]: embedded NUL character")
+            return False
+        try:
+            pvars.set_value(self.ctx, name, value)
+        except PVError as exc:
+            self.log("ERROR", f"unable to set pv [{name}]: {exc}")
+            return False
+        return True
+
+    def _pv_is_null(self, name: str) -> bool:
+        try:
+            return pvars.get(self.ctx, name, self.foreign) is None
+        except PVError as exc:
+            self.log("NOTICE", f"unable to get pv value for [{name}]: {exc}")
+            return True
+
+    def _evalx(self, dst: str, fmt: str) -> int:
+        try:
+            value = pvars.expand(self.ctx, fmt, self.foreign)
+        except PVError as exc:
+            self.log("ERROR", f"KSR.pvx.evalx: {exc}")
+            return -1
+        return 1 if self._pv_set(dst, value) else -1
+
+    # -- headers
+    def _hdr_add(self, append: bool) -> Callable[[str], int]:
+        def add(text: str) -> int:
+            if not text.endswith("\r\n"):
+                self.log("WARNING", f"kamhttp.testing: header text {text!r} does not end with "
+                                    "\\r\\n; Kamailio inserts it as is, gluing the next line "
+                                    "to it")
+            (self.ctx.added_headers if append else self.ctx.inserted_headers).append(text)
+            return 1
+        return add
+
+    def _append_to_reply(self, text: str) -> int:
+        if not text.endswith("\r\n"):
+            self.log("WARNING", f"kamhttp.testing: reply header {text!r} does not end with "
+                                "\\r\\n")
+        self.ctx.reply_headers.append(text)
+        return 1
+
+    def _hdr_remove(self, name: str) -> int:
+        count = len(self.ctx.message.header_values(name))
+        if not count:
+            return -1
+        self.ctx.removed_headers.add(canonical(name))
+        return count
+
+    def _hdr_is_present(self, name: str) -> int:
+        return 1 if self.ctx.message.header(name) is not None else -1
+
+    # -- replies and relaying
+    def _reply(self, via: str | None) -> Callable[[int, str], int]:
+        def reply(code: int, reason: str) -> int:
+            ctx = self.ctx
+            if not ctx.message.is_request:
+                self.log("ERROR", f"cannot send a reply ({code}) to a reply")
+                return -1
+            if not 100 <= code <= 699:
+                self.log("ERROR", f"invalid reply code {code} (100..699)")
+                return -1
+            kind = via or ("tm" if ctx.transaction else "sl")
+            if kind == "tm" and not ctx.transaction:
+                self.log("ERROR", "cannot send a t_reply to a message for which no T-state "
+                                  "has been established")
+                return -1
+            if ctx.message.method == "ACK":
+                self.log("DEBUG", "ACKs are not replied")
+                return 1
+            headers = [h.rstrip("\r\n") for h in ctx.reply_headers]
+            ctx.replies.append(Reply(code, reason, kind, headers))
+            return 1
+        return reply
+
+    def _newtran(self) -> int:
+        if not self.ctx.message.is_request or self.ctx.message.method == "ACK":
+            self.log("ERROR", "t_newtran: no transaction for a reply or an ACK")
+            return -1
+        self.ctx.transaction = True
+        return 1
+
+    def _relay(self) -> int:
+        ctx = self.ctx
+        if not ctx.message.is_request:
+            self.log("ERROR", "t_relay: not a request")
+            return -1
+        ctx.transaction = True
+        ruri = ctx.ruri or ""
+        ctx.relays.append(Relay(ruri, ctx.dst_uri or ruri, forwarded_text(ctx)))
+        return 1
+
+
+def _args_match(sig: str, args: tuple[Any, ...]) -> bool:
+    if len(args) != len(sig):
+        return False
+    for kind, arg in zip(sig, args):
+        if kind == "s" and (not isinstance(arg, str) or "\x00" in arg):
+            return False
+        if kind == "i" and (not isinstance(arg, int) or arg not in _C_INT):
+            return False
+    return True
+
+
+def forwarded_text(ctx: MessageContext) -> str:
+    """The request as t_relay would send it: new R-URI and the script's header changes."""
+    message = ctx.message
+    lines = [f"{message.method} {ctx.ruri} SIP/2.0"]
+    lines += [row for text in ctx.inserted_headers for row in _rows(text)]
+    for header in message.headers:
+        if header.key in ctx.removed_headers:
+            continue
+        rewrite = ctx.header_rewrites.get(header.key)
+        lines.append(f"{header.name}: {_rewrite(header.value, rewrite)}" if rewrite
+                     else str(header))
+    lines += [row for text in ctx.added_headers for row in _rows(text)]
+    return "\r\n".join(lines) + "\r\n\r\n" + message.body
+
+
+def _rows(text: str) -> list[str]:
+    return text.rstrip("\r\n").split("\r\n")
+
+
+def _rewrite(value: str, parts: dict[str, str | None]) -> str:
+    addr = NameAddr.parse(value)
+    uri = addr.uri
+    if "uri" in parts and parts["uri"] is not None:
+        uri = parts["uri"]
+    try:
+        parsed = SipUri.parse(uri)
+        fields = {k: v for k, v in parts.items() if k in ("user", "host")}
+        if fields:
+            uri = str(parsed.with_parts(**fields))
+    except SipParseError:
+        pass
+    display = parts.get("display", addr.display) if "display" in parts else addr.display
+    return str(NameAddr(display, uri, addr.params))
+
+
+class AppPythonMsg:
+    """The ``msg`` object app_python3 passes to the route functions (its Router.msg type).
+
+    It has the attributes Type, Method, Status, RURI, src_address, dst_address and the methods
+    getHeader, rewrite_ruri, set_dst_uri and call_function; nothing else (no getMethod()).
+    After the route returns it is invalidated, as in Kamailio.
+    """
+
+    _NATIVE_FUNCTIONS = ("sl_send_reply", "t_relay", "append_hf", "remove_hf",
+                         "is_present_hf", "drop")
+    _RENAMED = {"getMethod": "Method", "getRURI": "RURI", "getStatus": "Status",
+                "getType": "Type"}
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emulator = emulator
+        self._ctx: MessageContext | None = emulator.ctx
+
+    def _context(self) -> MessageContext:
+        if self._ctx is None:
+            raise RuntimeError("self->msg is NULL")   # used after its route returned
+        return self._ctx
+
+    def _invalidate(self) -> None:
+        self._ctx = None
+
+    @property
+    def Type(self) -> str:
+        return "SIP_REQUEST" if self._context().message.is_request else "SIP_REPLY"
+
+    @property
+    def Method(self) -> str:
+        message = self._context().message
+        if not message.is_request:
+            raise RuntimeError("Not a request message - no method available.\n")
+        return message.method
+
+    @property
+    def Status(self) -> str:
+        message = self._context().message
+        if message.is_request:
+            raise RuntimeError("Not a non-reply message - no status available.\n")
+        return str(message.status)
+
+    @property
+    def RURI(self) -> str:
+        message = self._context().message
+        if not message.is_request:
+            raise RuntimeError("Not a request message - RURI is not available.\n")
+        return message.ruri
+
+    @property
+    def src_address(self) -> tuple[str, int]:
+        message = self._context().message
+        return message.src_ip, message.src_port
+
+    @property
+    def dst_address(self) -> tuple[str, int]:
+        message = self._context().message
+        return message.dst_ip, message.dst_port
+
+    def getHeader(self, name: str) -> str | None:
+        """The first header whose name as written equals ``name`` (case-insensitive); app_python3
+        compares raw names, so "From" does not find a compact "f:" header."""
+        for header in self._context().message.headers:
+            if header.name.lower() == name.lower():
+                return header.value
+        return None
+
+    def rewrite_ruri(self, uri: str) -> None:
+        ctx = self._context()
+        if not ctx.message.is_request:
+            raise RuntimeError("Not a request message - rewrite is not possible.\n")
+        ctx.new_uri = uri
+
+    def set_dst_uri(self, uri: str) -> None:
+        ctx = self._context()
+        if not ctx.message.is_request:
+            raise RuntimeError("Not a request message - set destination is not possible.\n")
+        ctx.dst_uri = uri
+
+    def call_function(self, name: str, *args: str) -> int:
+        """A native cfg function by name (at most two string arguments); a few are emulated."""
+        self._context()
+        if len(args) > 2 or not all(isinstance(a, str) for a in (name, *args)):
+            raise TypeError("call_function() takes a function name and at most two strings")
+        ksr = self._emulator.module
+        if name == "sl_send_reply" and len(args) == 2 and args[0].isdigit():
+            return ksr.sl.sl_send_reply(int(args[0]), args[1])
+        if name == "t_relay" and not args:
+            return ksr.tm.t_relay()
+        if name == "append_hf" and len(args) == 1:
+            return ksr.hdr.append(args[0])
+        if name == "remove_hf" and len(args) == 1:
+            return ksr.hdr.remove(args[0])
+        if name == "is_present_hf" and len(args) == 1:
+            return ksr.hdr.is_present(args[0])
+        if name == "drop" and not args:
+            ksr.x.drop()
+        raise KsrEmulationError(f"msg.call_function({name!r}) with {len(args)} argument(s) is "
+                                f"not emulated by kamhttp.testing (emulated: "
+                                f"{', '.join(self._NATIVE_FUNCTIONS)})")
+
+    def __getattr__(self, name: str) -> Any:
+        hint = f"; use msg.{self._RENAMED[name]}" if name in self._RENAMED else ""
+        raise AttributeError(f"app_python3's msg object has no attribute {name!r}{hint}")

@@ -1,0 +1,452 @@
+"""The script runner: loads a KEMI script the way app_python3 does and feeds it SIP messages.
+
+app_python3 puts the script's folder first on sys.path, imports the file, calls ``mod_init()``
+once in the main process and keeps what it returns as the handler; every worker then calls
+``handler.child_init(rank)`` (an int >= 0 or Kamailio does not start) and, per message,
+``handler.ksr_request_route(msg)`` or ``handler.ksr_reply_route(msg)``.
+
+* :class:`Session` runs one worker in this process, message by message (tests can act between
+  messages, e.g. stop a server).
+* :func:`run_script` runs a list of messages, in-process for one worker, or in N forked
+  worker processes (message *i* goes to worker ``i % N + 1``); results come back through
+  pipes, every child is reaped, every wait is bounded by ``timeout``.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pathlib
+import pickle
+import selectors
+import signal
+import struct
+import sys
+import time
+import traceback
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..errors import ScriptError
+from .context import MessageContext
+from .ksr import AppPythonMsg, Emulator, KsrExit
+from .sipmsg import SipMessage, parse
+from .transcript import HttpCall, LogLine, MessageResult, Transcript
+
+Message = SipMessage | str
+
+
+class _Script:
+    """One loaded script: the emulator, the handler, and how to undo the loading."""
+
+    def __init__(self, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
+                 kamailio_cfg: str | os.PathLike[str] | None = None) -> None:
+        self.path = pathlib.Path(path).resolve()
+        if not self.path.is_file():
+            raise ScriptError(f"{path}: no such script file")
+        self.env = dict(env or {})
+        self.kamailio_cfg = kamailio_cfg
+        self.emulator: Emulator | None = None
+        self.handler: Any = None
+        self._undo = contextlib.ExitStack()
+
+    def load(self) -> None:
+        """Install the emulated KSR, import the script, run mod_init() (the main process)."""
+        undo = self._undo
+        undo.enter_context(_environment(self.env))
+        _fresh_kamhttp()
+        self.emulator = emulator = Emulator(native_http_client=self.kamailio_cfg is not None)
+        undo.enter_context(_sys_state(self.path, emulator))
+        undo.enter_context(_trace_http(emulator))
+        if self.kamailio_cfg is not None:
+            import kamhttp
+            kamhttp.load_kamailio_cfg(self.kamailio_cfg)
+        name = self.path.stem
+        try:
+            spec = importlib.util.spec_from_file_location(name, self.path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        except Exception:
+            raise ScriptError(f"{self.path}: import failed:\n{traceback.format_exc()}") from None
+        mod_init = getattr(module, "mod_init", None)
+        if not callable(mod_init):
+            raise ScriptError(f"{self.path}: no mod_init() function; app_python3 calls it and "
+                              "keeps what it returns as the handler")
+        try:
+            self.handler = mod_init()
+        except Exception:
+            raise ScriptError(f"{self.path}: mod_init() raised:\n{traceback.format_exc()}") \
+                from None
+        if self.handler is None:
+            raise ScriptError(f"{self.path}: mod_init() returned None; it must return the "
+                              "handler object (e.g. 'return kamailio()')")
+        _tag(emulator.startup.logs, "mod_init")
+
+    def start_worker(self, rank: int) -> None:
+        """child_init(rank) as app_python3 calls it in each worker; ScriptError if it fails."""
+        emulator = self.emulator
+        emulator.worker.rank = rank
+        emulator.worker.vars.clear()
+        child_init = getattr(self.handler, "child_init", None)
+        if not callable(child_init):
+            raise ScriptError(f"{self.path}: the handler has no child_init(rank) method; "
+                              "app_python3 calls it in every worker and does not start "
+                              "without it")
+        before = len(emulator.startup.logs)
+        try:
+            result = child_init(rank)
+        except Exception:
+            raise ScriptError(f"{self.path}: child_init({rank}) raised:\n"
+                              f"{traceback.format_exc()}") from None
+        finally:
+            _tag(emulator.startup.logs[before:], f"child_init({rank})")
+        if isinstance(result, bool) or not isinstance(result, int) or result < 0:
+            raise ScriptError(f"{self.path}: child_init({rank}) returned {result!r}; "
+                              "app_python3 needs an int >= 0 (return 0), else Kamailio "
+                              "does not start")
+
+    def serve(self, index: int, message: Message) -> MessageResult:
+        """One message through its route, as app_python3 runs it."""
+        if isinstance(message, str):
+            message = parse(message)
+        emulator = self.emulator
+        route = "ksr_request_route" if message.is_request else "ksr_reply_route"
+        ctx = emulator.begin(message)
+        msg = AppPythonMsg(emulator)
+        outcome, returned, error = "returned", None, None
+        try:
+            function = getattr(self.handler, route, None)
+            if function is None:
+                ctx.log("ERROR", f"the handler has no {route}(msg) method")
+            else:
+                returned = function(msg)
+        except KsrExit as stop:
+            outcome = "drop" if stop.drop else "exit"
+        except SystemExit:
+            outcome = "exit"
+        except Exception:
+            outcome, error = "error", traceback.format_exc()
+        finally:
+            msg._invalidate()
+            emulator.end()
+        return MessageResult(
+            index=index, rank=emulator.worker.rank, route=route,
+            summary=_summary(message), outcome=outcome, returned=_plain(returned), error=error,
+            replies=ctx.replies, relays=ctx.relays, logs=ctx.logs, http=ctx.http,
+            events=ctx.events, pvs=_snapshot(ctx))
+
+    def close(self) -> None:
+        self._undo.close()
+
+
+class Session:
+    """One in-process worker: load, child_init(1), then :meth:`send` messages one by one.
+
+    Use it as a context manager; closing restores sys.modules, sys.path and the environment.
+    """
+
+    def __init__(self, script: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
+                 kamailio_cfg: str | os.PathLike[str] | None = None) -> None:
+        self._script = _Script(script, env=env, kamailio_cfg=kamailio_cfg)
+        self.transcript = Transcript(str(script), children=1)
+
+    def __enter__(self) -> "Session":
+        try:
+            self._script.load()
+            self._script.start_worker(1)
+        except BaseException:
+            self.transcript.startup = list(self._startup_logs())
+            self._script.close()
+            raise
+        self.transcript.startup = self._startup_logs()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._script.close()
+
+    def _startup_logs(self) -> list[LogLine]:
+        emulator = self._script.emulator
+        return list(emulator.startup.logs) if emulator else []
+
+    def send(self, message: Message) -> MessageResult:
+        result = self._script.serve(len(self.transcript.messages), message)
+        self.transcript.messages.append(result)
+        return result
+
+    @property
+    def handler(self) -> Any:
+        return self._script.handler
+
+
+def run_script(script: str | os.PathLike[str], messages: Iterable[Message], *,
+               children: int = 1, env: Mapping[str, str] | None = None,
+               kamailio_cfg: str | os.PathLike[str] | None = None,
+               timeout: float = 60.0) -> Transcript:
+    """Run ``messages`` through ``script`` and return the transcript.
+
+    ``kamailio_cfg`` plays the C http_client module loaded by that kamailio.cfg (its
+    modparam lines): ``KSR.http_client`` and ``$curlerror``/``$httprhdr`` work as natively.
+    Raises ScriptError when the script cannot start (import, mod_init, child_init).
+    """
+    if children < 1:
+        raise ValueError(f"children must be >= 1, not {children}")
+    items = [parse(m) if isinstance(m, str) else m for m in messages]
+    if children == 1:
+        with Session(script, env=env, kamailio_cfg=kamailio_cfg) as session:
+            for message in items:
+                session.send(message)
+        return session.transcript
+    loaded = _Script(script, env=env, kamailio_cfg=kamailio_cfg)
+    try:
+        loaded.load()
+        transcript = Transcript(str(script), children=children,
+                                startup=list(loaded.emulator.startup.logs))
+        _run_forked(loaded, items, children, timeout, transcript)
+    finally:
+        loaded.close()
+    return transcript
+
+
+# ---------------------------------------------------------------------------------------------
+# Forked workers
+
+_FRAME = struct.Struct("!I")
+
+
+def _run_forked(loaded: _Script, items: list[SipMessage], children: int, timeout: float,
+                transcript: Transcript) -> None:
+    deadline = time.monotonic() + timeout
+    workers: dict[int, tuple[int, int]] = {}           # read fd -> (pid, rank)
+    for rank in range(1, children + 1):
+        share = [(i, m) for i, m in enumerate(items) if i % children == rank - 1]
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                    # the worker
+            os.close(read_fd)
+            _worker(loaded, rank, share, write_fd)      # never returns
+        os.close(write_fd)
+        workers[read_fd] = (pid, rank)
+    results: dict[int, MessageResult] = {}
+    startup: dict[int, list[LogLine]] = {}
+    fatal: list[str] = []
+    try:
+        for rank, kind, payload in _collect(workers, deadline, transcript.problems):
+            if kind == "startup":
+                startup[rank] = payload
+            elif kind == "result":
+                results[payload.index] = payload
+            else:
+                fatal.append(payload)
+    finally:
+        _reap({pid: rank for pid, rank in workers.values()}, deadline, transcript.problems)
+    for rank in sorted(startup):
+        transcript.startup.extend(startup[rank])
+    transcript.messages = [results[i] for i in sorted(results)]
+    missing = [i for i in range(len(items)) if i not in results]
+    if missing:
+        transcript.problems.append(f"no result for message(s) {', '.join(str(i + 1) for i in missing)}")
+    if fatal:
+        raise ScriptError("\n".join(fatal))
+
+
+def _worker(loaded: _Script, rank: int, share: list[tuple[int, SipMessage]],
+            write_fd: int) -> None:
+    """The body of a forked worker: child_init, its messages, then _exit (never returns)."""
+    status = 0
+    try:
+        with os.fdopen(write_fd, "wb") as out:
+            emulator = loaded.emulator
+            emulator.startup.logs.clear()
+            try:
+                loaded.start_worker(rank)
+            except ScriptError as exc:
+                _send(out, rank, "fatal", str(exc))
+                return
+            finally:
+                _send(out, rank, "startup", list(emulator.startup.logs))
+            for index, message in share:
+                _send(out, rank, "result", loaded.serve(index, message))
+    except BaseException:
+        status = 1
+        with contextlib.suppress(Exception):
+            sys.stderr.write(traceback.format_exc())
+    finally:
+        os._exit(status)
+
+
+def _send(out: Any, rank: int, kind: str, payload: Any) -> None:
+    data = pickle.dumps((rank, kind, payload))
+    out.write(_FRAME.pack(len(data)) + data)
+    out.flush()
+
+
+def _collect(workers: dict[int, tuple[int, int]], deadline: float,
+             problems: list[str]) -> Iterator[tuple[int, str, Any]]:
+    """Frames from every worker pipe until all are closed or the deadline passes."""
+    buffers = {fd: b"" for fd in workers}
+    with selectors.DefaultSelector() as selector:
+        for fd in workers:
+            selector.register(fd, selectors.EVENT_READ)
+        try:
+            while buffers:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    for fd in buffers:
+                        problems.append(f"worker {workers[fd][1]} (pid {workers[fd][0]}) did "
+                                        "not finish before the timeout; killed")
+                    return
+                for key, _ in selector.select(remaining):
+                    fd = key.fd
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        selector.unregister(fd)
+                        if buffers.pop(fd):
+                            problems.append(f"worker {workers[fd][1]} sent a cut frame")
+                        continue
+                    buffers[fd] += chunk
+                    while len(buffers[fd]) >= _FRAME.size:
+                        (size,) = _FRAME.unpack_from(buffers[fd])
+                        if len(buffers[fd]) < _FRAME.size + size:
+                            break
+                        frame = buffers[fd][_FRAME.size:_FRAME.size + size]
+                        buffers[fd] = buffers[fd][_FRAME.size + size:]
+                        yield pickle.loads(frame)
+        finally:
+            for fd in workers:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _reap(pids: dict[int, int], deadline: float, problems: list[str]) -> None:
+    """Wait for every worker; kill (SIGKILL, by pid) those still running at the deadline."""
+    pending = dict(pids)
+    while pending:
+        for pid in list(pending):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                rank = pending.pop(pid)
+                if os.waitstatus_to_exitcode(status) != 0:
+                    problems.append(f"worker {rank} (pid {pid}) exited with status "
+                                    f"{os.waitstatus_to_exitcode(status)}")
+        if pending and time.monotonic() >= deadline:
+            for pid in pending:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in pending:
+                os.waitpid(pid, 0)          # SIGKILL cannot be ignored: returns promptly
+            return
+        if pending:
+            time.sleep(0.005)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update({key: str(value) for key, value in env.items()})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _sys_state(path: pathlib.Path, emulator: Emulator) -> Iterator[None]:
+    """KSR installed, the script folder first on sys.path; afterwards both undone and the
+    modules imported from the script's folder forgotten (they hold this run's KSR)."""
+    folder = str(path.parent)
+    previous_ksr = sys.modules.get("KSR")
+    before = set(sys.modules)
+    sys.modules["KSR"] = emulator.module
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if file.startswith(folder + os.sep):
+                del sys.modules[name]
+        if previous_ksr is None:
+            sys.modules.pop("KSR", None)
+        else:
+            sys.modules["KSR"] = previous_ksr
+
+
+def _fresh_kamhttp() -> None:
+    """A new Kamailio start: kamhttp's configuration and this process's state reset."""
+    if "kamhttp.config" not in sys.modules:
+        return
+    from kamhttp import config, engine, state
+    config.reset()
+    if state.peek() is not None:
+        engine.close_all()
+        current = state.peek()
+        current.redirect_url.clear()
+        current.content_type.clear()
+        current.header_lines = []
+        current.headers_flag = None
+        current.last_url = ""
+
+
+@contextlib.contextmanager
+def _trace_http(emulator: Emulator) -> Iterator[None]:
+    """Record every attempt kamhttp's engine performs into the current message context."""
+    try:
+        from kamhttp import engine
+    except ImportError:
+        yield
+        return
+    original = engine._perform
+
+    def traced(state: Any, settings: Any, handle: Any, url: str, method: str | None,
+               body: bytes | None, *rest: Any) -> Any:
+        start = time.perf_counter()
+        response = original(state, settings, handle, url, method, body, *rest)
+        conn = getattr(handle, "conn", None)
+        emulator.ctx.http.append(HttpCall(
+            method=method or ("POST" if body else "GET"), url=url,
+            status=None if response.curl_code else response.status,
+            curl_code=response.curl_code, seconds=time.perf_counter() - start,
+            connection=getattr(conn, "name", None)))
+        return response
+
+    engine._perform = traced
+    try:
+        yield
+    finally:
+        engine._perform = original
+
+
+def _tag(lines: list[LogLine], origin: str) -> None:
+    for line in lines:
+        line.origin = line.origin or origin
+
+
+def _summary(message: SipMessage) -> str:
+    if message.is_request:
+        return f"{message.first_line.rsplit(' ', 1)[0]} (From {message.from_.uri})"
+    return f"{message.first_line.split(' ', 1)[1]} ({message.cseq[1]} reply)"
+
+
+def _plain(value: Any) -> Any:
+    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+
+
+def _snapshot(ctx: MessageContext) -> dict[str, Any]:
+    """$ru, $du and the script variables as they were when the route ended."""
+    pvs: dict[str, Any] = {"$ru": ctx.ruri, "$du": ctx.dst_uri}
+    pvs.update({f"$var({k})": _plain(v) for k, v in ctx.worker.vars.items()})
+    pvs.update({f"$avp({k})": _plain(v[0]) for k, v in ctx.avps.items() if v})
+    for root, items in ctx.xavps.items():
+        for key, values in (items[0].items() if items else ()):
+            if values:
+                pvs[f"$xavp({root}=>{key})"] = _plain(values[0])
+    return pvs
