@@ -5,23 +5,26 @@ Request: a SIP MESSAGE whose body is JSON ``{"steps": [STEP, ...]}``. Steps:
 
 * ``{"call": API, "fn": NAME, "args": [...], "read": ["$var(res)"]}`` — API is one of
   ``kamhttp.cfg`` (kamhttp's module-level cfg functions), ``kamhttp.kemi``
-  (``kamhttp.http_client``), ``c.kemi`` (the C module's ``KSR.http_client``) or ``c.cfg``
-  (the C cfg function through ``msg.call_function``, at most two arguments). Every PV in
-  ``read`` is set to ``"<unset>"`` before the call and read after it.
+  (``kamhttp.http_client``), ``ksr.kemi`` (``KSR.http_client``: the C module's exports, or
+  kamhttp's after ``kamhttp.install(KSR)``) or ``ksr.cfg`` (a cfg function of a loaded C
+  module through ``msg.call_function``, at most two arguments). Every PV in ``read`` is set
+  to ``"<unset>"`` before the call and read after it.
 * ``{"pv": NAME, "via": "kamhttp" | "ksr"}`` — read a pseudo-variable through ``kamhttp.pv``
   or Kamailio's ``KSR.pv``.
 * ``{"set": NAME, "value": TEXT}`` — ``KSR.pv.sets(NAME, TEXT)`` first (for PV expansion).
 
-Reply: 200 with a JSON body ``{"pid", "rank", "steps": [{"rc", "read": {...}} | {"value"}
-| {"error": traceback}]}``; 500 with the traceback when the request itself is malformed.
+Reply: 200 with a JSON body ``{"pid", "rank", "steps": [{"rc", "read": {...}, "elapsed"} |
+{"value"} | {"error": traceback}]}`` (plus ``kamhttp_failure`` when kamhttp failed to load);
+500 with the traceback when the request itself is malformed.
 
 Environment (read in ``mod_init``, before the fork):
 ``PROBE_BACKENDS`` — comma-separated, ``kamhttp`` and/or ``c`` (default ``kamhttp``);
 ``PROBE_KAMHTTP_CONFIG`` — a YAML file for ``kamhttp.load_config`` or a kamailio.cfg for
-``kamhttp.load_kamailio_cfg``.
+``kamhttp.load_kamailio_cfg``; ``PROBE_INSTALL=1`` — ``kamhttp.install(KSR)``.
 """
 import json
 import os
+import time
 import traceback
 
 import KSR
@@ -44,6 +47,8 @@ def mod_init():
                 module.load_config(config)
             elif config:
                 module.load_kamailio_cfg(config)
+            if os.environ.get("PROBE_INSTALL") == "1":
+                module.install(KSR)
             kamhttp = module
         except Exception:
             kamhttp_failure = "kamhttp failed in mod_init:\n" + traceback.format_exc()
@@ -70,7 +75,10 @@ class Probe:
         except Exception:
             return self.reply(500, "Bad Probe", {"error": traceback.format_exc()})
         results = [self.run(step, msg) for step in steps]
-        return self.reply(200, "OK", {"pid": os.getpid(), "rank": self.rank, "steps": results})
+        answer = {"pid": os.getpid(), "rank": self.rank, "steps": results}
+        if "kamhttp" in BACKENDS and kamhttp is None:
+            answer["kamhttp_failure"] = kamhttp_failure
+        return self.reply(200, "OK", answer)
 
     def run(self, step, msg):
         try:
@@ -85,8 +93,12 @@ class Probe:
             reads = step.get("read", [])
             for name in reads:
                 KSR.pv.sets(name, UNSET)
-            rc = self.function(step["call"], step["fn"], msg)(*step.get("args", []))
-            return {"rc": rc, "read": {name: KSR.pv.get(name) for name in reads}}
+            function = self.function(step["call"], step["fn"], msg)
+            started = time.monotonic()
+            rc = function(*step.get("args", []))
+            elapsed = time.monotonic() - started
+            return {"rc": rc, "read": {name: KSR.pv.get(name) for name in reads},
+                    "elapsed": elapsed}
         except Exception:
             return {"error": traceback.format_exc()}
 
@@ -98,11 +110,11 @@ class Probe:
             return getattr(kamhttp, name)
         if api == "kamhttp.kemi":
             return getattr(kamhttp.http_client, name)
-        if api == "c.kemi":
+        if api == "ksr.kemi":
             return getattr(KSR.http_client, name)
-        if api == "c.cfg":
+        if api == "ksr.cfg":
             return lambda *args: msg.call_function(name, *args)
-        raise ValueError("unknown api %r: kamhttp.cfg, kamhttp.kemi, c.kemi or c.cfg" % api)
+        raise ValueError("unknown api %r: kamhttp.cfg, kamhttp.kemi, ksr.kemi or ksr.cfg" % api)
 
     @staticmethod
     def reply(code, reason, body):
