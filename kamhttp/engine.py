@@ -395,6 +395,7 @@ def connection_request(name: str, path: str | None, content_type: str | None,
     if conn is None:
         log.error("No cURL connection found: %s", name)
         return NO_CONNECTION
+    process_state().for_generation(cfg.generation)
     response = _connection_attempt(conn, cfg.settings, path, content_type, data, method,
                                    headers, details)
     if conn.failover is not None and (response.curl_code or response.status >= 500):

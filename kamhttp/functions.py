@@ -115,6 +115,7 @@ def http_connect(connection: str, url: str, *rest: str) -> int:
     elif len(rest) == 3:
         content_type, data, result = rest
         _str(content_type, "content_type")
+        _str(data, "data")
     else:
         raise _BadArgument(f"takes 3 or 5 arguments, not {2 + len(rest)}")
     connection = _str(connection, "connection")
@@ -142,12 +143,14 @@ def http_get_redirect(connection: str, result: str) -> int:
     (result "") for an unknown connection."""
     connection = _str(connection, "connection")
     result = _result_name(result)
-    if connection not in config.current().connections:
+    cfg = config.current()
+    if connection not in cfg.connections:
         log.error("No cURL connection found: %s", connection)
         pv.sets(result, "")
         return -1
     state = peek()
-    pv.sets(result, state.redirect_url.get(connection, "") if state else "")
+    pv.sets(result, state.for_generation(cfg.generation).redirect_url.get(connection, "")
+            if state else "")
     return 1
 
 
@@ -324,10 +327,11 @@ def install(ksr: Any) -> None:
 def http_get_content_type(connection: str) -> str | None:
     """The Content-Type of the last response on ``connection`` in this process: "" before
     any request or after a failed one, None if the connection does not exist."""
-    if connection not in config.current().connections:
+    cfg = config.current()
+    if connection not in cfg.connections:
         return None
     state = peek()
-    return state.content_type.get(connection, "") if state else ""
+    return state.for_generation(cfg.generation).content_type.get(connection, "") if state else ""
 
 
 class _Api:

@@ -33,6 +33,15 @@ class ProcessState:
     header_lines: list[bytes] = field(default_factory=list)  # raw lines, arrival order
     headers_flag: int | None = None   # set by http_client_response_headers_set(); None: modparam
     share: Any = None                 # pycurl.CurlShare of this process's handles
+    generation: int = 0               # the configuration the per-connection values belong to
+
+    def for_generation(self, generation: int) -> "ProcessState":
+        """Forget per-connection values recorded under another configuration."""
+        if self.generation != generation:
+            self.redirect_url.clear()
+            self.content_type.clear()
+            self.generation = generation
+        return self
 
 
 def process_state() -> ProcessState:
