@@ -437,7 +437,7 @@ def request(method: str, url: str, *, connection: str | None = None,
                                         details=True, whole_body=True)
     response = outcome.response
     if response is None:
-        return Result(code=outcome.code, curl_error=f"no connection named {connection!r}")
+        return Result(code=outcome.code)          # no such connection (logged)
     return Result(code=outcome.code, status=response.status, body=response.body,
                   headers=_final_headers(response.header_lines or []),
                   effective_url=response.effective_url, curl_code=response.curl_code,
