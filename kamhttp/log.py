@@ -2,8 +2,8 @@
 
 Inside Kamailio (or under the testing kit's emulator) a ``KSR`` module with ``err``/``warn``/
 ``info``/``dbg`` is importable: records go there, so they land where the operator looks for
-http_client messages and obey Kamailio's debug level.  Without one, records stay in Python
-logging (propagated to the root logger as usual).
+http_client messages and obey Kamailio's debug level.  Records also propagate to the root
+logger as usual, for whoever configured Python logging.
 """
 from __future__ import annotations
 
@@ -14,13 +14,21 @@ PREFIX = "http_client"
 
 
 class KsrHandler(logging.Handler):
-    """Sends a record to KSR.err/warn/info/dbg when KSR exists, else to the root logger."""
+    """Sends a record to KSR.err/warn/info/dbg when KSR exists.
+
+    Records still propagate to the root logger, so handlers configured there see them too.
+    Without KSR and without any root handler, Python's last-resort handler (stderr, warnings
+    and up) prints them, as it would if this handler did not exist.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         ksr = sys.modules.get("KSR")
         log = _ksr_function(ksr, record.levelno) if ksr is not None else None
         if log is None:
-            logging.getLogger().handle(record)
+            last_resort = logging.lastResort
+            if (last_resort is not None and not logging.getLogger().handlers
+                    and record.levelno >= last_resort.level):
+                last_resort.handle(record)
             return
         try:
             log(f"{PREFIX} [{record.name}]: {record.getMessage()}\n")
@@ -46,7 +54,6 @@ def _install() -> logging.Logger:
     logger = logging.getLogger("kamhttp")
     if not any(isinstance(h, KsrHandler) for h in logger.handlers):
         logger.addHandler(KsrHandler())
-        logger.propagate = False     # KsrHandler forwards to the root logger itself
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.INFO)
     return logger
