@@ -28,13 +28,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .cfgfile import parse_config_file, resolve_file_name
 from .connection import Connection, ConnectionSpec
 from .errors import ConfigError
 from .httpcon import parse_httpcon
+from .kamailiocfg import read_modparams
 from .params import Settings, coerce
+from .yamlconfig import read_yaml
 
 Statement = tuple[str, Any, str]
-"""One modparam line: name, value, source ("file:line" or "modparam NAME")."""
+"""One modparam line: name, value, source ("file:line" or "modparam NAME")."""  
 
 KINDS = ("yaml", "config_file", "kamailio_cfg")
 DEFAULT_KAMAILIO_CFG = "/etc/kamailio/kamailio.cfg"
@@ -79,7 +82,6 @@ class Draft:
             return dataclasses.replace(self, connections=self.connections + (conn,),
                                        warnings=self.warnings + tuple(warnings))
         if name == "config_file":
-            from .cfgfile import parse_config_file
             specs = parse_config_file(resolve_path(value, base_dir, source), base_dir)
             return self.with_specs(specs)
         return dataclasses.replace(self, settings=self.settings.with_value(name, value))
@@ -95,6 +97,18 @@ class Draft:
         if errors:
             raise ConfigError.collect(errors)
         return draft
+
+    def load(self, statements: Iterable[Statement], specs: Iterable[ConnectionSpec],
+             errors: list[ConfigError], base_dir: pathlib.Path) -> "Draft":
+        """A file's statements applied and its sections queued; raises one ConfigError with
+        the reader's ``errors`` and those of the statements, in file order."""
+        try:
+            draft = self.apply_all(statements, base_dir)
+        except ConfigError as err:
+            errors = [*errors, *err.errors]
+        if errors:
+            raise ConfigError.collect(sorted(errors, key=_place))
+        return draft.with_specs(specs)
 
     def with_specs(self, specs: Iterable[ConnectionSpec]) -> "Draft":
         """Sections (given in file order) queued to be built when the load ends; like C they
@@ -125,6 +139,12 @@ class Draft:
             warnings=self.warnings)
 
 
+def _place(err: ConfigError) -> tuple[str, int]:
+    """(file, line) of an error's source, to list errors in file order."""
+    file, _, line = err.source.rpartition(":")
+    return (file, int(line)) if line.isdigit() else (err.source, 0)
+
+
 def _check_unique(name: str, source: str, draft: Draft) -> None:
     for other in (*draft.connections, *draft.specs):
         if other.name == name:
@@ -142,11 +162,7 @@ def resolve_path(name: str, base_dir: pathlib.Path, source: str = "") -> pathlib
     config file's directory)."""
     if not name:
         raise ConfigError(source, "empty file name", text=name, valid="a file name")
-    if name.startswith("/"):
-        return pathlib.Path(name)
-    if name.startswith("."):
-        return pathlib.Path.cwd() / name
-    return base_dir / name
+    return resolve_file_name(name, base_dir)
 
 
 def main_cfg_dir() -> pathlib.Path:
@@ -221,23 +237,22 @@ def modparam(name: str, value: Any) -> None:
 
 def load_config(path: str | os.PathLike[str]) -> Configuration:
     """Apply a YAML file (``modparams:`` in order, then ``connections:``) and finalize."""
-    from .yamlconfig import read_yaml
     path = pathlib.Path(path)
-    statements, specs = read_yaml(path)
+    statements, specs, errors = read_yaml(path)
     with _lock:
-        draft = _draft.apply_all(statements, path.resolve().parent).with_specs(specs)
-        return _commit(draft, publish=True)
+        return _commit(_draft.load(statements, specs, errors, path.resolve().parent),
+                       publish=True)
 
 
 def load_kamailio_cfg(path: str | os.PathLike[str],
                       defines: Mapping[str, str] | None = None) -> Configuration:
     """Apply the ``modparam("http_client", ...)`` lines of a kamailio.cfg in order and
     finalize.  ``defines`` are extra ``#!define``s, like ``kamailio -A NAME[=value]``."""
-    from .kamailiocfg import read_modparams
     path = pathlib.Path(path)
-    statements = read_modparams(path, defines)
+    statements, errors = read_modparams(path, defines)
     with _lock:
-        return _commit(_draft.apply_all(statements, path.resolve().parent), publish=True)
+        return _commit(_draft.load(statements, (), errors, path.resolve().parent),
+                       publish=True)
 
 
 def reset() -> None:
@@ -267,7 +282,8 @@ def detect_kind(path: pathlib.Path, text: str) -> str:
     return "config_file"
 
 
-def read(path: str | os.PathLike[str], kind: str | None = None) -> Configuration:
+def read(path: str | os.PathLike[str], kind: str | None = None,
+         defines: Mapping[str, str] | None = None) -> Configuration:
     """The Configuration a file gives on its own (defaults first), without touching the
     process-wide one: what ``python -m kamhttp check`` and ``listcon`` show."""
     path = pathlib.Path(path)
@@ -279,12 +295,10 @@ def read(path: str | os.PathLike[str], kind: str | None = None) -> Configuration
                               valid="a readable file") from None
     base_dir = path.resolve().parent
     if kind == "yaml":
-        from .yamlconfig import read_yaml
-        statements, specs = read_yaml(path)
-        draft = Draft().apply_all(statements, base_dir).with_specs(specs)
+        draft = Draft().load(*read_yaml(path), base_dir)
     elif kind == "kamailio_cfg":
-        from .kamailiocfg import read_modparams
-        draft = Draft().apply_all(read_modparams(path), base_dir)
+        statements, errors = read_modparams(path, defines)
+        draft = Draft().load(statements, (), errors, base_dir)
     elif kind == "config_file":
         draft = Draft().apply("config_file", str(path.resolve()), str(path), base_dir)
     else:
