@@ -1,0 +1,77 @@
+"""connections / connok / connfail (spec 7.2) as totals over forked worker processes, readable
+from outside the process tree."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import kamhttp
+from kamhttp import counters
+
+
+@pytest.fixture
+def modparam(http_server):
+    kamhttp.reset()
+    kamhttp.modparam("httpcon", f"api=>{http_server.url}")
+    yield kamhttp.modparam
+    kamhttp.reset()
+
+
+def delta(before: dict[str, int]) -> tuple[int, int]:
+    now = counters.totals()
+    return now["connok"] - before["connok"], now["connfail"] - before["connfail"]
+
+
+def test_ok_only_for_exactly_200(modparam, http_server, fault_server):
+    before = counters.totals()
+    assert kamhttp.http_connect("api", "/code/200", "$var(r)") == 200
+    assert delta(before) == (1, 0)
+    for status in (201, 204, 302, 404, 500):
+        assert kamhttp.http_client_query(f"{http_server.url}/code/{status}",
+                                         "$var(r)") == status
+    assert delta(before) == (1, 5)
+    assert kamhttp.http_client_query(fault_server.refused_url, "$var(r)") == 7
+    assert delta(before) == (1, 6)
+
+
+def test_minus_one_paths_are_not_counted(modparam):
+    before = counters.totals()
+    assert kamhttp.http_connect("missing", "/", "$var(r)") == -1
+    assert kamhttp.http_client_query("", "$var(r)") == -1
+    assert kamhttp.http_connect("api", "/", "$rm") == -1
+    assert delta(before) == (0, 0)
+
+
+def test_connections_counts_every_definition(modparam, tmp_path):
+    section = tmp_path / "http_client.cfg"
+    section.write_text("[fromfile]\nurl = http://127.0.0.1:1/\n")
+    modparam("httpcon", "second=>http://127.0.0.1:1/")
+    modparam("config_file", str(section))
+    assert counters.totals()["connections"] == 3
+
+
+def test_totals_summed_over_forked_workers(modparam, http_server):
+    counters.prepare(1)                      # the main process, before it forks
+    before = counters.totals()
+    children = []
+    for worker in range(2):
+        pid = os.fork()
+        if pid == 0:                         # a worker: 3 x 200 and worker+1 x 404
+            code = 0
+            try:
+                for path in ["/code/200"] * 3 + ["/code/404"] * (worker + 1):
+                    kamhttp.http_connect("api", path, "$var(r)")
+            except BaseException:
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    for pid in children:
+        assert os.waitpid(pid, 0)[1] == 0
+    assert delta(before) == (6, 3)
+    assert counters.read(os.getpid()) == counters.totals()
+
+
+def test_read_of_a_missing_store():
+    with pytest.raises(FileNotFoundError):
+        counters.read(2 ** 22 + 12345)
