@@ -118,9 +118,10 @@ class Draft:
     def build(self, generation: int) -> tuple["Draft", Configuration]:
         """The sections built with the final Settings, names checked, failovers resolved."""
         errors: list[ConfigError] = []
-        built = self.connections + tuple(spec.build(self.settings) for spec in self.specs)
+        sections = tuple(spec.build(self.settings) for spec in self.specs)
+        built = self.connections + sections
         by_name: dict[str, Connection] = {}
-        for conn in built:
+        for conn in self.connections + sections[::-1]:    # sections in file order
             first = by_name.setdefault(conn.name, conn)
             if first is not conn:
                 errors.append(_duplicate(conn.name, first.source, conn.source))
@@ -165,20 +166,22 @@ def resolve_path(name: str, base_dir: pathlib.Path, source: str = "") -> pathlib
     return resolve_file_name(name, base_dir)
 
 
-def main_cfg_dir() -> pathlib.Path:
+def main_cfg_dir(argv: list[bytes] | None = None) -> pathlib.Path:
     """The directory of Kamailio's main config file when running inside Kamailio (its ``-f``
-    argument, default /etc/kamailio/kamailio.cfg); the working directory outside it."""
-    try:
-        argv = pathlib.Path("/proc/self/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return pathlib.Path.cwd()
-    if not os.path.basename(argv[0]).startswith(b"kamailio"):
+    argument, default /etc/kamailio/kamailio.cfg); the working directory outside it.
+    ``argv`` defaults to this process's command line."""
+    if argv is None:
+        try:
+            argv = pathlib.Path("/proc/self/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return pathlib.Path.cwd()
+    if not argv or not os.path.basename(argv[0]).startswith(b"kamailio"):
         return pathlib.Path.cwd()
     cfg = DEFAULT_KAMAILIO_CFG
-    for i, arg in enumerate(argv[1:-1], 1):
-        if arg == b"-f":
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == b"-f" and i + 1 < len(argv) and argv[i + 1]:
             cfg = os.fsdecode(argv[i + 1])
-        elif arg.startswith(b"-f"):
+        elif arg.startswith(b"-f") and len(arg) > 2:
             cfg = os.fsdecode(arg[2:])
     return (pathlib.Path.cwd() / cfg).parent
 
