@@ -395,9 +395,9 @@ def connection_request(name: str, path: str | None, content_type: str | None,
     if conn is None:
         log.error("No cURL connection found: %s", name)
         return NO_CONNECTION
-    process_state().for_generation(cfg.generation)
-    response = _connection_attempt(conn, cfg.settings, path, content_type, data, method,
-                                   headers, details)
+    state = process_state().for_generation(cfg.generation)
+    response = _connection_attempt(state, conn, cfg.settings, path, content_type, data,
+                                   method, headers, details)
     if conn.failover is not None and (response.curl_code or response.status >= 500):
         log.error("%s: Trying failover to curl con (%s)",
                   "FATAL FAILURE" if response.curl_code else "FAILURE", conn.failover)
@@ -405,15 +405,15 @@ def connection_request(name: str, path: str | None, content_type: str | None,
         if backup is None:
             log.error("No cURL connection found: %s", conn.failover)
             return NO_CONNECTION
-        response = _connection_attempt(backup, cfg.settings, path, content_type, data,
-                                       method, headers, details)
+        response = _connection_attempt(state, backup, cfg.settings, path, content_type,
+                                       data, method, headers, details)
     return Outcome(response.code, kept_body(response), response)
 
 
-def _connection_attempt(conn: Connection, settings: Settings, path: str | None,
-                        content_type: str | None, data: bytes | None, method: str | None,
-                        extra: list[bytes] | None, details: bool) -> Response:
-    state = process_state()
+def _connection_attempt(state: ProcessState, conn: Connection, settings: Settings,
+                        path: str | None, content_type: str | None, data: bytes | None,
+                        method: str | None, extra: list[bytes] | None,
+                        details: bool) -> Response:
     handle = handle_for(state, conn.name)
     setup_error = 0
     if handle.conn is not conn or handle.settings is not settings:
