@@ -49,6 +49,11 @@ class MessageContext:
     logs: list[LogLine] = field(default_factory=list)
     http: list[HttpCall] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    timeline: list[Any] = field(default_factory=list)    # the records above, in time order
+
+    def record(self, kind: list[Any], item: Any) -> None:
+        kind.append(item)
+        self.timeline.append(item)
 
     @property
     def ruri(self) -> str | None:
@@ -56,7 +61,7 @@ class MessageContext:
         return self.new_uri if self.new_uri is not None else self.message.ruri
 
     def log(self, level: str, text: str) -> None:
-        self.logs.append(LogLine(level, text[:-1] if text.endswith("\n") else text))
+        self.record(self.logs, LogLine(level, text[:-1] if text.endswith("\n") else text))
 
 
 def new_context(message: SipMessage | None, worker: WorkerState) -> MessageContext:

@@ -203,7 +203,7 @@ class Emulator:
 
     def _event(self, name: str) -> Callable[..., int]:
         def record(*args: Any) -> int:
-            self.ctx.events.append(f"{name}({', '.join(repr(a) for a in args)})")
+            self.ctx.record(self.ctx.events, f"{name}({', '.join(repr(a) for a in args)})")
             return 1
         return record
 
@@ -301,7 +301,7 @@ class Emulator:
                 self.log("DEBUG", "ACKs are not replied")
                 return 1
             headers = [h.rstrip("\r\n") for h in ctx.reply_headers]
-            ctx.replies.append(Reply(code, reason, kind, headers))
+            ctx.record(ctx.replies, Reply(code, reason, kind, headers))
             return 1
         return reply
 
@@ -319,7 +319,7 @@ class Emulator:
             return -1
         ctx.transaction = True
         ruri = ctx.ruri or ""
-        ctx.relays.append(Relay(ruri, ctx.dst_uri or ruri, forwarded_text(ctx)))
+        ctx.record(ctx.relays, Relay(ruri, ctx.dst_uri or ruri, forwarded_text(ctx)))
         return 1
 
 

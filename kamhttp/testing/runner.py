@@ -133,7 +133,7 @@ class _Script:
             index=index, rank=emulator.worker.rank, route=route,
             summary=_summary(message), outcome=outcome, returned=_plain(returned), error=error,
             replies=ctx.replies, relays=ctx.relays, logs=ctx.logs, http=ctx.http,
-            events=ctx.events, pvs=_snapshot(ctx))
+            events=ctx.events, timeline=ctx.timeline, pvs=_snapshot(ctx))
 
     def close(self) -> None:
         self._undo.close()
@@ -411,7 +411,8 @@ def _trace_http(emulator: Emulator) -> Iterator[None]:
         start = time.perf_counter()
         response = original(state, settings, handle, url, method, body, *rest)
         conn = getattr(handle, "conn", None)
-        emulator.ctx.http.append(HttpCall(
+        ctx = emulator.ctx
+        ctx.record(ctx.http, HttpCall(
             method=method or ("POST" if body else "GET"), url=url,
             status=None if response.curl_code else response.status,
             curl_code=response.curl_code, seconds=time.perf_counter() - start,

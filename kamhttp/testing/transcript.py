@@ -80,6 +80,8 @@ class MessageResult:
     http: list[HttpCall] = field(default_factory=list)
     events: list[str] = field(default_factory=list)    # t_on_failure(...), setflag(...), ...
     pvs: dict[str, Any] = field(default_factory=dict)  # $ru, $du, $var(*), $avp(*) at the end
+    timeline: list[Any] = field(default_factory=list)  # logs, HTTP calls, events, replies
+                                                       # and relays in the order they happened
 
     @property
     def reply(self) -> Reply | None:
@@ -96,11 +98,7 @@ class MessageResult:
 
     def render(self) -> str:
         lines = [f"#{self.index + 1} {self.summary}   [worker {self.rank}, {self.route}]"]
-        lines += [f"    http   {call}" for call in self.http]
-        lines += [f"    log    {line}" for line in self.logs]
-        lines += [f"    event  {event}" for event in self.events]
-        lines += [f"    reply  {reply}" for reply in self.replies]
-        lines += [f"    relay  {relay}" for relay in self.relays]
+        lines += [f"    {_label(item):<6} {item}" for item in self.timeline]
         shown = {k: v for k, v in self.pvs.items() if v is not None}
         lines += [f"    pv     {name} = {value!r}" for name, value in shown.items()]
         if self.outcome == "error":
@@ -111,6 +109,11 @@ class MessageResult:
         else:
             lines.append(f"    =>     {self.outcome}")
         return "\n".join(lines)
+
+
+def _label(item: Any) -> str:
+    return {LogLine: "log", HttpCall: "http", Reply: "reply", Relay: "relay"}.get(
+        type(item), "event")
 
 
 @dataclass
