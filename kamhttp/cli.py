@@ -47,11 +47,37 @@ FILE_ARGUMENTS = (
         help="a #!define for a kamailio.cfg, like kamailio -A"),
 )
 
+RUN_ARGUMENTS = (
+    arg("script", help="the KEMI Python script (as app_python3 loads it)"),
+    arg("--sip", action="append", default=[], metavar="FILE",
+        help="a file holding one SIP message (repeatable; '-' reads standard input)"),
+    arg("--method", help="build a request with this method (default INVITE)"),
+    arg("--ruri", help="its Request-URI (default sip:bob@example.com)"),
+    arg("--from", dest="from_uri", help="its From URI (default sip:alice@example.com)"),
+    arg("--header", action="append", default=[], metavar="'NAME: VALUE'",
+        help="an extra header of the built request (repeatable)"),
+    arg("--body", help="the body of the built request"),
+    arg("--source", metavar="IP[:PORT]", help="where the message comes from ($si, $sp)"),
+    arg("--count", type=int, default=1, help="send the message(s) this many times"),
+    arg("--children", type=int, default=1,
+        help="worker processes: 1 runs in this process, N > 1 forks N workers"),
+    arg("--kamailio-cfg", metavar="CFG", help="play the C http_client module loaded by this "
+        "kamailio.cfg: KSR.http_client, $curlerror and $httprhdr work as natively"),
+    arg("--env", action="append", default=[], metavar="NAME=VALUE",
+        help="an environment variable for the script (repeatable)"),
+    arg("--timeout", type=float, default=60.0,
+        help="seconds a run with forked workers may take (default 60)"),
+)
+
 COMMANDS: list[Command] = [
     Command("check", "validate a configuration file and print its connections",
             "kamhttp.cli:check", FILE_ARGUMENTS),
     Command("listcon", "print what httpclient.listcon prints, as JSON",
             "kamhttp.cli:listcon", FILE_ARGUMENTS),
+    Command("run", "run a KEMI script on simulated SIP messages and print what it did",
+            "kamhttp.testing.cli:run", RUN_ARGUMENTS),
+    Command("demo", "the routing-lookup example on simulated INVITEs against a local API",
+            "kamhttp.demo:command"),
 ]
 
 

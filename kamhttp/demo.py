@@ -252,3 +252,8 @@ def _scenario(number: int, scenario: Scenario, result: Any) -> str:
         lines.append("   ERROR the script raised:")
         lines += [f"         {row}" for row in (result.error or "").splitlines()]
     return "\n".join(lines) + "\n\n"
+
+
+def command(args: Any) -> int:
+    """The ``demo`` subcommand of ``python -m kamhttp``."""
+    return main()
