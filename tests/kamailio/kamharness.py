@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -241,6 +242,10 @@ def _pgid_of(pid: int) -> int | None:
     return int(fields[2]) if fields[0] != "Z" else None
 
 
+T1, T2 = 0.5, 4.0
+"""RFC 3261 retransmission timers for non-INVITE requests over UDP."""
+
+
 @dataclasses.dataclass
 class SipReply:
     status: int
@@ -294,23 +299,35 @@ class SipClient:
         return SipRequest(call_id, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
     def send_many(self, requests: list[SipRequest], timeout: float,
-                  check: bool = True) -> dict[str, SipReply]:
+                  check: bool = True, retransmit: bool = False) -> dict[str, SipReply]:
         """Send every request at once, then collect the final replies until all arrived or
-        ``timeout`` passed.  With ``check``, a missing reply raises with the count."""
+        ``timeout`` passed.  With ``check``, a missing reply raises with the count.
+
+        With ``retransmit``, a request without a reply is sent again after 0.5 s, 1 s, 2 s,
+        then every 4 s (RFC 3261 timer E), as a SIP UA over UDP does: only for a server that
+        absorbs retransmissions in a transaction (tm), or a slow request would run twice."""
+        waiting = {r.call_id: r for r in requests}
+        replies: dict[str, SipReply] = {}
         for request in requests:
             self.sock.sendto(request.data, self.server)
-        waiting = {r.call_id for r in requests}
-        replies: dict[str, SipReply] = {}
-        deadline = time.monotonic() + timeout
-        while waiting and (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
+        now = time.monotonic()
+        deadline = now + timeout
+        interval = T1
+        next_send = now + interval if retransmit else math.inf
+        while waiting and (now := time.monotonic()) < deadline:
+            if now >= next_send:
+                for request in waiting.values():
+                    self.sock.sendto(request.data, self.server)
+                interval = min(2 * interval, T2)
+                next_send = now + interval
+            self.sock.settimeout(max(0.001, min(deadline, next_send) - now))
             try:
                 data = self.sock.recv(65535)
             except socket.timeout:
-                break
+                continue
             call_id, reply = parse_reply(data)
             if call_id in waiting and reply.status >= 200:
-                waiting.discard(call_id)
+                del waiting[call_id]
                 replies[call_id] = reply
         if check and waiting:
             raise TimeoutError(f"{len(waiting)} of {len(requests)} SIP requests got no reply "

@@ -1,7 +1,8 @@
 """A KEMI script for the tests: it runs, in the worker that got the SIP request, the steps the
 request carries, and answers with what they returned.
 
-Request: a SIP MESSAGE whose body is JSON ``{"steps": [STEP, ...]}``. Steps:
+Request: a SIP MESSAGE whose body is JSON ``{"steps": [STEP, ...]}`` (or the headers of
+``header_steps``). Steps:
 
 * ``{"call": API, "fn": NAME, "args": [...], "read": ["$var(res)"]}`` — API is one of
   ``kamhttp.cfg`` (kamhttp's module-level cfg functions), ``kamhttp.kemi``
@@ -13,9 +14,14 @@ Request: a SIP MESSAGE whose body is JSON ``{"steps": [STEP, ...]}``. Steps:
   or Kamailio's ``KSR.pv``.
 * ``{"set": NAME, "value": TEXT}`` — ``KSR.pv.sets(NAME, TEXT)`` first (for PV expansion).
 
+Each request is answered statefully (tm), so that a client's retransmission over UDP is
+absorbed instead of running the steps twice.
+
 Reply: 200 with a JSON body ``{"pid", "rank", "steps": [{"rc", "read": {...}, "elapsed"} |
 {"value"} | {"error": traceback}]}`` (plus ``kamhttp_failure`` when kamhttp failed to load);
-500 with the traceback when the request itself is malformed.
+500 with the traceback when the request itself is malformed. With a header ``X-Expect: V``
+(for SIPp, which cannot parse JSON), the reply is 500 "Mismatch" unless every PV read by
+every call step equals V.
 
 Environment (read in ``mod_init``, before the fork):
 ``PROBE_BACKENDS`` — comma-separated, ``kamhttp`` and/or ``c`` (default ``kamhttp``);
@@ -70,15 +76,36 @@ class Probe:
         if KSR.is_OPTIONS():
             KSR.sl.sl_send_reply(200, "Ready")
             return 1
+        if KSR.tm.t_newtran() != 1:  # a retransmission, absorbed by its transaction
+            return 1
         try:
-            steps = json.loads(KSR.pv.get("$rb") or "{}")["steps"]
+            steps = self.header_steps() or json.loads(KSR.pv.get("$rb") or "{}")["steps"]
         except Exception:
             return self.reply(500, "Bad Probe", {"error": traceback.format_exc()})
         results = [self.run(step, msg) for step in steps]
         answer = {"pid": os.getpid(), "rank": self.rank, "steps": results}
         if "kamhttp" in BACKENDS and kamhttp is None:
             answer["kamhttp_failure"] = kamhttp_failure
+        expect = KSR.hdr.get("X-Expect")
+        if expect is not None and not all(
+                "read" in r and all(v == expect for v in r["read"].values())
+                for r in results if r):
+            return self.reply(500, "Mismatch", answer)
         return self.reply(200, "OK", answer)
+
+    @staticmethod
+    def header_steps():
+        """The steps of a bodiless request (SIPp scenarios cannot write JSON arrays, since
+        SIPp reads [..] as keywords): X-Probe-Connection and X-Probe-Path ask for the path
+        through kamhttp's cfg http_connect and then its KEMI curl_connect."""
+        connection = KSR.hdr.get("X-Probe-Connection")
+        path = KSR.hdr.get("X-Probe-Path")
+        if connection is None or path is None:
+            return None
+        return [{"call": api, "fn": fn, "args": [connection, path, "$var(res)"],
+                 "read": ["$var(res)"]}
+                for api, fn in (("kamhttp.cfg", "http_connect"),
+                                ("kamhttp.kemi", "curl_connect"))]
 
     def run(self, step, msg):
         try:
@@ -119,5 +146,5 @@ class Probe:
     @staticmethod
     def reply(code, reason, body):
         KSR.textops.set_reply_body(json.dumps(body), "application/json")
-        KSR.sl.sl_send_reply(code, reason)
+        KSR.tm.t_reply(code, reason)
         return 1
