@@ -396,3 +396,22 @@ def client_sockets(remote_ports: set[int]) -> int:
                 if fields[9] in inodes and remote_port in remote_ports:
                     count += 1
     return count
+
+
+@pytest.mark.parametrize("kind", ["http", "https", "h2c"])
+def test_keep_connections_0_leaves_no_connection_open(kind, configured, http_server,
+                                                      https_server, h2c_server):
+    """keep_connections 0 "closes connections after request" (documentation 3.16): after 50
+    requests this process holds no connection to the server (libcurl >= 8.9 parks a closed
+    TLS or HTTP/2 connection on a shutdown list until its handle is driven again)."""
+    configured("keep_connections", 0)
+    server = {"http": http_server, "https": https_server, "h2c": h2c_server}[kind]
+    configured("httpcon", f"c=>{server.url}")
+    for _ in range(50):
+        if kind == "h2c":
+            rc = kamhttp.http_client_request_v2pk("GET", f"{server.url}/code/200?body=x", "",
+                                                  "", "$var(r)")
+        else:
+            rc = kamhttp.http_connect("c", "/code/200?body=x", "$var(r)")
+        assert rc == 200
+    assert client_sockets({server.port}) <= 1
