@@ -20,6 +20,8 @@ import json
 import pathlib
 import re
 import socket
+import subprocess
+import sys
 import urllib.parse
 from typing import Callable, Iterator
 
@@ -27,7 +29,7 @@ import pytest
 
 from tests import servers
 
-from .kamharness import KAMAILIO_CFG_DIR, Kamailio, SipClient, free_port, modules_dir
+from .kamharness import KAMAILIO_CFG_DIR, ROOT, Kamailio, SipClient, free_port
 
 UNSET = "<unset>"
 RES = "$var(res)"
@@ -102,6 +104,9 @@ class Case:
     kamhttp_kemi: tuple[Outcome, ...] | None = None
     why: str = ""
     norm: Callable[[str | None], object] = lambda value: value
+    refused_by_kamhttp: str | None = None
+    """The connection this case needs is refused by kamhttp at load (this text in the error):
+    the case runs on the C module only, and test_kamhttp_refuses_at_load asserts the refusal."""
 
     def expected(self, api: str) -> tuple[Outcome, ...]:
         c_kemi = self.c_kemi or self.c
@@ -184,7 +189,8 @@ def cases(u: Urls) -> list[Case]:
         Case("failover_on_refused", (call("http_connect", "dead", "/code/200?body=fo", RES),),
              c=((200, "fo"),)),
         Case("failover_target_missing", (call("http_connect", "fo_missing", "/x", RES),),
-             c=((-1, ""),)),
+             c=((-1, ""),), refused_by_kamhttp="fails over to 'nosuch', which is not defined",
+             why="a failover to an undefined connection is a load error, not -1 per request"),
         # --- redirects (spec 5.6, B2)
         Case("redirect_default", (call("http_connect", "plain", final, RES),),
              c=((302, ""),), kamhttp=((200, "final"),),
@@ -304,8 +310,10 @@ def cases(u: Urls) -> list[Case]:
     ]
 
 
-def connection_block(u: Urls, config_file: pathlib.Path, ca_file: str) -> str:
-    """The modparam("http_client", ...) lines both modules load."""
+def connection_block(u: Urls, config_file: pathlib.Path, ca_file: str,
+                     refused_by_kamhttp: bool = False) -> str:
+    """The modparam("http_client", ...) lines both modules load; with
+    ``refused_by_kamhttp`` also those only the C module accepts."""
     h = u.http
     http_port = urllib.parse.urlsplit(h).netloc
     lines = [
@@ -320,7 +328,6 @@ def connection_block(u: Urls, config_file: pathlib.Path, ca_file: str) -> str:
         ("httpcon", f"deadonly=>{u.dead}"),
         ("httpcon", f"dead=>{u.dead};failover=plain"),
         ("httpcon", f"err500=>{h}/code/500;failover=plain"),
-        ("httpcon", f"fo_missing=>{u.dead};failover=nosuch"),
         ("httpcon", f"short=>{h};timeout=1"),
         ("httpcon", f"small=>{h};maxdatasize=5"),
         ("httpcon", f"tls=>{u.https}"),
@@ -330,6 +337,7 @@ def connection_block(u: Urls, config_file: pathlib.Path, ca_file: str) -> str:
         ("httpcon", f"ua=>{h};useragent=diffagent"),
         ("httpcon", f"authc=>http://{servers.USER}:{servers.PASSWORD}@{http_port}/auth"),
         ("config_file", str(config_file)),
+        *([("httpcon", f"fo_missing=>{u.dead};failover=nosuch")] if refused_by_kamhttp else []),
     ]
     return "\n".join(f'modparam("http_client", {cfg_quote(name)}, '
                      f'{value if isinstance(value, int) else cfg_quote(value)})'
@@ -400,6 +408,7 @@ class Runs:
     python: Kamailio
     kamhttp_failure: str | None
     """Why kamhttp did not load in the side-by-side Kamailio (its mod_init traceback)."""
+    native_cfg: pathlib.Path
 
     def require_kamhttp(self) -> None:
         if self.kamhttp_failure:
@@ -417,8 +426,10 @@ def runs(start_kamailio, tmp_path_factory, http_server, https_server,
     config_file = where / "http_client.cfg"
     config_file.write_text(config_file_text(urls))
     block = connection_block(urls, config_file, tls_files.ca_file)
-    (where / "native.cfg").write_text(native_cfg(block, all_cases))
+    c_block = connection_block(urls, config_file, tls_files.ca_file, refused_by_kamhttp=True)
+    (where / "native.cfg").write_text(native_cfg(c_block, all_cases))
     (where / "kamailio-c.cfg").write_text(side_by_side_cfg(block))
+    both = [c for c in all_cases if not c.refused_by_kamhttp]
 
     native = start_kamailio(cfg=where / "native.cfg", script=None, modules=("http_client",))
     python = start_kamailio(cfg=where / "kamailio-c.cfg", script="probe.py",
@@ -441,10 +452,10 @@ def runs(start_kamailio, tmp_path_factory, http_server, https_server,
     apis = ("c.kemi", "kamhttp.kemi", "kamhttp.cfg")
     with SipClient(python.sip_port) as sip:
         requests = {c.name: sip.build(body=json.dumps(
-            {"steps": [s.probe(api) for api in apis for s in c.steps]})) for c in all_cases}
+            {"steps": [s.probe(api) for api in apis for s in c.steps]})) for c in both}
         replies = sip.send_many(list(requests.values()), timeout=90)
     kamhttp_failure = None
-    for case in all_cases:
+    for case in both:
         reply = replies[requests[case.name].call_id]
         assert reply.status == 200, f"{case.name}: {reply.body!r}"
         kamhttp_failure = reply.json().get("kamhttp_failure")
@@ -460,15 +471,16 @@ def runs(start_kamailio, tmp_path_factory, http_server, https_server,
                 elif step.reports:
                     got.append((result["rc"], result["read"][RES]))
             outcomes[case.name, api] = got
-    yield Runs(all_cases, outcomes, native, python, kamhttp_failure)
+    yield Runs(all_cases, outcomes, native, python, kamhttp_failure, where / "native.cfg")
 
 
 def _int(text: str | None) -> object:
     return int(text) if text and re.fullmatch(r"-?\d+", text) else text
 
 
-CASE_NAMES = [c.name for c in cases(Urls("http://h:1", "https://h:2", "https://h:3",
-                                         "https://h:4", "http://h:5"))]
+_ALL = cases(Urls("http://h:1", "https://h:2", "https://h:3", "https://h:4", "http://h:5"))
+CASE_NAMES = [c.name for c in _ALL]
+BOTH_NAMES = [c.name for c in _ALL if not c.refused_by_kamhttp]
 
 
 def _case(runs: Runs, name: str) -> Case:
@@ -482,13 +494,13 @@ def test_c_module_cfg_functions(runs, name):
     assert case.normalized(runs.outcomes[name, "c.cfg"]) == case.expected("c.cfg")
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
+@pytest.mark.parametrize("name", BOTH_NAMES)
 def test_c_module_kemi(runs, name):
     case = _case(runs, name)
     assert case.normalized(runs.outcomes[name, "c.kemi"]) == case.expected("c.kemi")
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
+@pytest.mark.parametrize("name", BOTH_NAMES)
 def test_kamhttp_cfg_functions_match_c(runs, name):
     """kamhttp's cfg functions against the C cfg functions: equal, or the documented
     difference."""
@@ -502,7 +514,7 @@ def test_kamhttp_cfg_functions_match_c(runs, name):
         assert got == case.normalized(runs.outcomes[name, "c.cfg"])
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
+@pytest.mark.parametrize("name", BOTH_NAMES)
 def test_kamhttp_kemi_matches_c(runs, name):
     runs.require_kamhttp()
     case = _case(runs, name)
@@ -512,6 +524,18 @@ def test_kamhttp_kemi_matches_c(runs, name):
         assert got != case.expected("c.kemi"), f"no longer differs: {case.why}"
     else:
         assert got == case.normalized(runs.outcomes[name, "c.kemi"])
+
+
+def test_kamhttp_refuses_at_load(runs):
+    """What the C module accepts and fails per request, kamhttp refuses when it loads the
+    same cfg: ``python -m kamhttp check`` exits 1 naming the connection."""
+    refused = [c for c in runs.cases if c.refused_by_kamhttp]
+    assert refused
+    done = subprocess.run([sys.executable, "-m", "kamhttp", "check", str(runs.native_cfg)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 1, done.stdout
+    for case in refused:
+        assert case.refused_by_kamhttp in done.stdout + done.stderr
 
 
 def test_curlerror_texts_come_from_the_libcurl_in_use(runs):
