@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .connection import KEY_BY_SPELLING, ConnectionSpec, describe, invalid_value, \
-    parse_base_url
+from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, \
+    invalid_value, parse_base_url
 from .errors import ConfigError
 
 MAX_TOKEN_LEN = 512
@@ -213,8 +213,8 @@ def parse_config_file(path: pathlib.Path, base_dir: pathlib.Path) -> tuple[Conne
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise ConfigError(f"{path}:{line}", "the file is not UTF-8 text",
-                          text=repr(data[err.start:err.start + 8]), valid="UTF-8 text") from None
+        raise ConfigError(f"{path}:{line}", f"the file is not UTF-8 text (byte "
+                          f"0x{data[err.start]:02x})", valid="UTF-8 text") from None
     return parse_text(text, str(path), base_dir)
 
 
@@ -288,6 +288,15 @@ def _option(lexer: Lexer, token: Token, section: _Section) -> None:
     if key is None:
         raise _Error(token.line, f"unsupported option {token.value!r}", text=token.value,
                      valid=", ".join(KEY_BY_SPELLING))
+    try:
+        _value(lexer, token, key, section)
+    except _Error as err:
+        if key.name == "password":
+            err.text = None                    # never echo a password
+        raise
+
+
+def _value(lexer: Lexer, token: Token, key: ConnectionKey, section: _Section) -> None:
     kind = FILE_KIND.get(key.name, key.kind)
     equal = lexer.token()
     if equal is None or equal.type != "=":
@@ -305,7 +314,7 @@ def _option(lexer: Lexer, token: Token, section: _Section) -> None:
     _end_of_line(lexer)
 
 
-def _typed(key, kind: str, token: Token, spelling: str) -> Any:
+def _typed(key: ConnectionKey, kind: str, token: Token, spelling: str) -> Any:
     text = token.value
     if kind == "str":
         if "\x00" in text:

@@ -8,7 +8,8 @@ writes its value.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
@@ -59,7 +60,7 @@ class Connection:
     url: str
     source: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)   # never in logs or messages
     failover: str | None = None
     useragent: str | None = None
     verify_peer: int = 1
@@ -105,8 +106,18 @@ class Connection:
         """Every field, the password masked: for check, listcon and logs."""
         fields = dataclasses.asdict(self)
         if fields["password"] is not None:
-            fields["password"] = "********"
+            fields["password"] = MASK
         return fields
+
+
+CREDENTIALS = re.compile(r"([^\s:/@;=>\"']+):([^@]*)@")
+MASK = "********"
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the password of every ``user:password@`` masked: for error messages
+    about input that may hold credentials (it may mask a little more than the password)."""
+    return CREDENTIALS.sub(rf"\1:{MASK}@", text)
 
 
 AUTHORITY_END = "/?#"
@@ -139,7 +150,7 @@ def parse_base_url(url: str, source: str) -> tuple[str, str, str | None, str | N
     URI, username and password; as in C, at least one character must follow ``://``."""
     schema, colon, rest = url.partition(":")
     if not colon or not rest.startswith("//") or len(rest) < 3:
-        raise ConfigError(source, "invalid url: no scheme://host", text=url,
+        raise ConfigError(source, "invalid url: no scheme://host", text=mask_credentials(url),
                           valid="scheme://[user[:password]@]host[:port][/path], "
                                 "e.g. http://127.0.0.1:8080/api")
     username, password, uri = split_credentials(rest[2:])

@@ -18,7 +18,7 @@ import logging
 import re
 
 from .connection import CONNECTION_KEYS, Connection, ConnectionKey, describe, invalid_value, \
-    split_credentials
+    mask_credentials, split_credentials
 from .errors import ConfigError
 from .params import Settings
 
@@ -48,7 +48,8 @@ def parse_httpcon(text: str, defaults: Settings, source: str = "modparam httpcon
         url, semicolon, params = rest.partition(";")
         pairs, ignored = _parse_params(params) if semicolon else ([], "")
     except _Syntax as err:
-        raise ConfigError(source, f"invalid httpcon: {err}", text=text, valid=err.valid) from None
+        raise ConfigError(source, f"invalid httpcon: {err}", text=mask_credentials(text),
+                          valid=err.valid) from None
     if ignored:
         _warn(f"{source}: httpcon {name!r}: text after {ignored[0]!r} ignored, as in C: "
               f"{ignored[1:]!r}", warnings, logging.WARNING)

@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 from .config import Configuration
-
-MASK = "********"
+from .connection import MASK
 NO_CONNECTIONS = {"code": 500, "message": "No Connection Definitions"}
 """The fault C returns when no connection is defined [verified 5.6.3]."""
 

@@ -184,8 +184,8 @@ def coerce(name: str, value: Any, source: str) -> Any:
         raise ConfigError(source, f"modparam {name!r} takes a string", text=repr(value),
                           valid="a quoted string")
     if "\x00" in value:
-        raise ConfigError(source, f"modparam {name!r} contains a NUL byte", text=repr(value),
-                          valid="text without NUL bytes")
+        raise ConfigError(source, f"modparam {name!r} contains a NUL byte at position "
+                          f"{value.index(chr(0))}", valid="text without NUL bytes")
     return value
 
 

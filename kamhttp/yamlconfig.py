@@ -189,7 +189,7 @@ class _Reader:
                 values[key.name] = self.value(key, spelling, value_node)
             except _BadValue as err:
                 self.error(value_node, f"connection {name!r}: {spelling}: {err.message}",
-                           text=err.text, valid=err.valid)
+                           text=None if key.name == "password" else err.text, valid=err.valid)
                 continue
             if key.name == "url":
                 url_node = value_node
@@ -221,8 +221,8 @@ class _Reader:
             if value is None or value == "":
                 return None                                       # null, as "" in the file
             if not isinstance(value, str) or "\x00" in value:
-                raise _BadValue("takes a string", value, f"a quoted string, e.g. {spelling}: "
-                                f"\"{value}\"")
+                raise _BadValue("takes a string", value, f"a quoted string: {spelling}: "
+                                "\"...\"")
             return value
         if key.kind == "tlsversion" and isinstance(value, str):
             if value.lower() not in TLS_VERSIONS:

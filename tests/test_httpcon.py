@@ -250,3 +250,13 @@ def test_defaults_come_from_the_settings_in_force():
     c = con("a=>http://h;maxdatasize=7", settings)
     assert (c.useragent, c.verify_peer, c.maxdatasize, c.keep_connections) == ("mine", 0, 7, 1)
     assert con("a=>http://h").useragent == DEFAULT_USERAGENT
+
+
+def test_errors_and_repr_never_show_the_password():
+    """A syntax error on a line with credentials names the text with the password masked;
+    a Connection's repr leaves the password out (masked() shows ********)."""
+    err = error("a=>http:/user:Pw-9x@h")
+    assert "Pw-9x" not in str(err) and err.text.startswith("a=>http:") and "********@h" in err.text
+    assert "Pw-9x" not in error("a=>http://user:Pw-9x@h;timeout=5 x").text
+    c = con("a=>http://user:Pw-9x@h")
+    assert "Pw-9x" not in repr(c) and c.masked()["password"] == "********"
