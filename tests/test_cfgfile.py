@@ -175,7 +175,7 @@ def test_quoted_integer_with_sign(cfgfile):
 
 @pytest.mark.parametrize("text, line, what", [
     ("[con-1]\nurl = http://h\n", 1, "']' expected"),                   # [verified 5.6.3]
-    ("url = http://h\n[a]\nurl = http://h\n", 1, "outside a section"),                  # [verified 5.6.3]
+    ("url = http://h\n[a]\nurl = http://h\n", 1, "outside a section"),  # [verified 5.6.3]
     ("[a]\nurl = http://h/~user\n", 2, "invalid character 0x7e"),       # [verified 5.6.3]
     ("[a]\nurl = http://h\nverify_peer = maybe\n", 3, "boolean expected"),  # [verified]
     ("[a]\nurl = http://h\nverify_peer = 2\n", 3, "boolean expected"),

@@ -179,3 +179,19 @@ def test_loading_twice_adds_on_top(yamlfile):
 def test_empty_file_is_the_defaults(yamlfile):
     cfg = kamhttp.load_config(yamlfile(""))
     assert dict(cfg.connections) == {} and cfg.settings == config.Settings()
+
+
+def test_listcon_order_yaml_then_config_file_then_httpcon(yamlfile, tmp_path):
+    """Decision: YAML connections are created last (after the config_file sections, like one
+    more file read at the end), so listcon shows them first, in mapping order."""
+    (tmp_path / "f.cfg").write_text("[f1]\nurl = http://a\n[f2]\nurl = http://b\n")
+    cfg = kamhttp.load_config(yamlfile("""\
+        modparams:
+          - httpcon: "h1=>http://h"
+          - config_file: f.cfg
+          - httpcon: "h2=>http://h"
+        connections:
+          y1: {url: "http://a"}
+          y2: {url: "http://b"}
+        """))
+    assert cfg.order == ("y1", "y2", "f1", "f2", "h2", "h1")
