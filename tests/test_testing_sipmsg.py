@@ -38,7 +38,7 @@ def test_request_line_compact_forms_folding_repeats_and_body():
     assert msg.call_id == "a84b4c76e66710@pc33.atlanta.example.com"
     assert msg.header("Subject") == "a very long subject folded twice"
     assert msg.header_values("X-CUSTOM") == ["one", "two"]
-    assert msg.from_ == NameAddr("Alice Liddell", "sip:alice@atlanta.example.com",
+    assert msg.from_ == NameAddr('"Alice Liddell"', "sip:alice@atlanta.example.com",
                                  ";tag=1928301774")
     assert msg.to.uri == "sip:+4930123@example.com"
     assert msg.cseq == ("314159", "INVITE")
@@ -107,7 +107,7 @@ def test_invite_builder_defaults_round_trip():
     assert msg.method == "INVITE" and msg.ruri == "sip:+4930123@example.com"
     assert msg.header("Content-Type") == "application/sdp"
     assert int(msg.header("Content-Length")) == len(msg.body.encode()) > 0
-    assert msg.from_.display == "Alice" and msg.from_.param("tag")
+    assert msg.from_.display == '"Alice"' and msg.from_.param("tag")
     assert msg.to.uri == "sip:+4930123@example.com"
     assert msg.header("Max-Forwards") == "70" and msg.header("Contact")
     assert msg.cseq == ("1", "INVITE")

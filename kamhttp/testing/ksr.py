@@ -4,17 +4,20 @@
 runner), the worker's state and the current message context.  Functions keep Kamailio's KEMI
 behaviour where a script can observe it:
 
-* arguments are checked like app_python3's ``PyArg_ParseTuple``: a wrong type or count logs
-  an error and returns False (``KSR.sl.sl_send_reply("404", ...)`` sends nothing in Kamailio
-  either);
-* ``KSR.x.exit()`` and ``KSR.x.drop()`` stop the route by raising SystemExit;
+* arguments are checked as app_python3 5.6 does: a wrong type or count logs an error and
+  raises SystemError (``KSR.sl.sl_send_reply("404", ...)`` aborts the route in Kamailio too);
+* there is no ``KSR.x.exit()`` in app_python3 (only ``KSR.x.modf``): a route ends by
+  returning, or with ``sys.exit()``, which app_python3 takes as the cfg ``exit``;
 * a function or pseudo-variable the emulator does not know raises KsrEmulationError naming it,
   never a silent None.
+
+Where Kamailio versions differ, Debian's 5.6.3 was observed and is followed (``KSR.pv.getw``
+gives "<null>"; an assignment to a read-only PV returns True and changes nothing).
 """
 from __future__ import annotations
 
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ..errors import KsrEmulationError, PVError, SipParseError
 from . import pvars
@@ -34,12 +37,21 @@ LEVELS = {"dbg": "DEBUG", "info": "INFO", "notice": "NOTICE", "warn": "WARNING",
           "err": "ERROR", "crit": "CRITICAL"}
 
 
-class KsrExit(SystemExit):
-    """KSR.x.exit()/KSR.x.drop(): the end of the route (app_python3 raises SystemExit too)."""
+MISSING_IN_KAMAILIO = {
+    "KSR.x.exit": "app_python3 has no KSR.x.exit(); end the route with return, or with "
+                  "sys.exit(), which app_python3 takes as the cfg exit",
+    "KSR.x.drop": "app_python3 has no KSR.x.drop(); end the route with return (no reply and no "
+                  "relay drops the request), or with sys.exit()",
+    "KSR.drop": "app_python3 5.6 has no KSR.drop(); end the route with return or sys.exit()",
+}
+"""Names scripts reach for that app_python3 does not have: the error says what to use."""
 
-    def __init__(self, drop: bool) -> None:
-        super().__init__("ksr_drop" if drop else "ksr_exit")
-        self.drop = drop
+
+def _unknown(path: str, emulated: Iterable[str]) -> KsrEmulationError:
+    if path in MISSING_IN_KAMAILIO:
+        return KsrEmulationError(f"{path}: {MISSING_IN_KAMAILIO[path]}")
+    return KsrEmulationError(f"{path}() is not emulated by kamhttp.testing (emulated in "
+                             f"{path.rsplit('.', 1)[0]}: {', '.join(sorted(emulated))})")
 
 
 class Namespace:
@@ -52,9 +64,8 @@ class Namespace:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        emulated = ", ".join(sorted(k for k in self.__dict__ if not k.startswith("_")))
-        raise KsrEmulationError(f"{self._path}.{name}() is not emulated by kamhttp.testing "
-                                f"(emulated in {self._path}: {emulated})")
+        raise _unknown(f"{self._path}.{name}",
+                       (k for k in self.__dict__ if not k.startswith("_")))
 
     def __repr__(self) -> str:
         return f"<emulated {self._path}>"
@@ -100,19 +111,18 @@ class Emulator:
         core.update(
             log=kemi("log", "ss", lambda level, text: self._logger(
                 LEVELS.get(level, level.upper()))(text)),
-            setflag=kemi("setflag", "i", lambda f: self.ctx.flags.add(f) or 1),
-            resetflag=kemi("resetflag", "i", lambda f: self.ctx.flags.discard(f) or 1),
+            setflag=kemi("setflag", "i", lambda f: self.ctx.flags.add(f) or True),
+            resetflag=kemi("resetflag", "i", lambda f: self.ctx.flags.discard(f) or True),
             isflagset=kemi("isflagset", "i", lambda f: f in self.ctx.flags),
             is_method=kemi("is_method", "s", self._is_method),
             is_method_in=kemi("is_method_in", "s", self._is_method_in),
-            drop=kemi("drop", "", self._drop),
         )
         for method in METHOD_LETTERS.values():
             core[f"is_{method}"] = kemi(f"is_{method}", "", self._method_test(method))
         for name, func in core.items():
             setattr(module, name, func)
         module.pv = Namespace("KSR.pv", {
-            "get": self._pv_get_mode(None), "getw": self._pv_get_mode("<<null>>"),
+            "get": self._pv_get_mode(None), "getw": self._pv_get_mode("<null>"),
             "gete": self._pv_get_mode(""),
             "getvs": kemi("pv.getvs", "ss", self._pv_getv, fail=None),
             "getvn": kemi("pv.getvn", "si", self._pv_getv, fail=None),
@@ -138,20 +148,20 @@ class Emulator:
             "t_relay": kemi("tm.t_relay", "", self._relay),
             "t_newtran": kemi("tm.t_newtran", "", self._newtran),
             "t_reply": kemi("tm.t_reply", "is", self._reply("tm")),
-            "t_check_trans": kemi("tm.t_check_trans", "",
-                                  lambda: 1 if self.ctx.transaction else -1),
+            "t_check_trans": kemi("tm.t_check_trans", "",   # 0: its own new transaction
+                                  lambda: 0 if self.ctx.transaction else -1),
             "t_on_failure": kemi("tm.t_on_failure", "s", self._event("t_on_failure")),
             "t_on_reply": kemi("tm.t_on_reply", "s", self._event("t_on_reply")),
             "t_on_branch": kemi("tm.t_on_branch", "s", self._event("t_on_branch")),
             "t_set_fr": kemi("tm.t_set_fr", "ii", self._event("t_set_fr")),
         })
-        module.x = Namespace("KSR.x", {
-            "exit": kemi("x.exit", "", self._exit), "drop": kemi("x.drop", "", self._drop),
-            "modf": self._modf})
+        module.x = Namespace("KSR.x", {"modf": self._modf})
 
         def unknown(name: str) -> Any:
             if name.startswith("__"):
                 raise AttributeError(name)
+            if f"KSR.{name}" in MISSING_IN_KAMAILIO:
+                raise _unknown(f"KSR.{name}", ())
             emulated = ", ".join(sorted(k for k in vars(module) if not k.startswith("_")))
             hint = (" (load it: kamhttp.install(KSR) in mod_init, or run the script with "
                     "--kamailio-cfg to play the C module)") if name == "http_client" else ""
@@ -162,15 +172,20 @@ class Emulator:
 
     def _kemi(self, path: str, sig: str, func: Callable[..., Any],
               fail: Any = False) -> Callable[..., Any]:
-        """A KEMI export: arguments checked like app_python3's PyArg_ParseTuple."""
+        """A KEMI export whose arguments are checked as app_python3 5.6 does: on a mismatch
+        it logs an error and Python raises SystemError (from the TypeError)."""
+        name = path.rsplit(".", 1)[-1]
+
         def export(*args: Any) -> Any:
-            if not _args_match(sig, args):
+            problem = _args_problem(sig, args)
+            if problem:
                 kinds = "-".join(_KINDS[c] for c in sig) or "no"
                 self.log("ERROR", f"KSR.{path}: unable to retrieve {kinds} params "
                                   f"(called with {args!r})")
-                return fail
+                raise SystemError(f"<built-in function {name}> returned a result with an "
+                                  "exception set") from TypeError(f"KSR.{path}(): {problem}")
             return func(*args)
-        export.__name__ = path.rsplit(".", 1)[-1]
+        export.__name__ = name
         export.__qualname__ = f"KSR.{path}"
         return export
 
@@ -190,12 +205,6 @@ class Emulator:
     def _method_test(self, method: str) -> Callable[[], bool]:
         return lambda: self.ctx.message.method == method
 
-    def _exit(self) -> None:
-        raise KsrExit(drop=False)
-
-    def _drop(self) -> None:
-        raise KsrExit(drop=True)
-
     def _modf(self, *args: Any) -> Any:
         name = args[0] if args else "?"
         raise KsrEmulationError(f"KSR.x.modf({name!r}, ...) calls a native cfg function; "
@@ -209,7 +218,7 @@ class Emulator:
 
     # -- pseudo-variables
     def _pv_get_mode(self, null: str | None) -> Callable[[str], Any]:
-        path = {None: "pv.get", "": "pv.gete", "<<null>>": "pv.getw"}[null]
+        path = {None: "pv.get", "": "pv.gete", "<null>": "pv.getw"}[null]
 
         def get(name: str) -> Any:
             try:
@@ -229,11 +238,12 @@ class Emulator:
         return default if value is None else value
 
     def _pv_set(self, name: str, value: Any) -> bool:
-        if isinstance(value, str) and "\x00" in value:
-            self.log("ERROR", f"unable to set pv [{name}]: embedded NUL character")
-            return False
         try:
             pvars.set_value(self.ctx, name, value)
+        except pvars.ReadOnly:
+            self.log("WARNING", f"kamhttp.testing: {name} is read-only; Kamailio ignores the "
+                                "assignment and still returns True")
+            return True
         except PVError as exc:
             self.log("ERROR", f"unable to set pv [{name}]: {exc}")
             return False
@@ -273,11 +283,10 @@ class Emulator:
         return 1
 
     def _hdr_remove(self, name: str) -> int:
-        count = len(self.ctx.message.header_values(name))
-        if not count:
-            return -1
-        self.ctx.removed_headers.add(canonical(name))
-        return count
+        """1 whether or not such a header exists (as Kamailio 5.6 answers)."""
+        if self.ctx.message.header(name) is not None:
+            self.ctx.removed_headers.add(canonical(name))
+        return 1
 
     def _hdr_is_present(self, name: str) -> int:
         return 1 if self.ctx.message.header(name) is not None else -1
@@ -317,21 +326,33 @@ class Emulator:
         if not ctx.message.is_request:
             self.log("ERROR", "t_relay: not a request")
             return -1
-        ctx.transaction = True
         ruri = ctx.ruri or ""
+        for uri in filter(None, (ruri, ctx.dst_uri)):
+            try:
+                SipUri.parse(uri)
+            except SipParseError:
+                self.log("ERROR", f"t_relay: cannot forward with {uri!r}: not a SIP URI")
+                return -1
+        ctx.transaction = True
         ctx.record(ctx.relays, Relay(ruri, ctx.dst_uri or ruri, forwarded_text(ctx)))
         return 1
 
 
-def _args_match(sig: str, args: tuple[Any, ...]) -> bool:
+def _args_problem(sig: str, args: tuple[Any, ...]) -> str | None:
+    """What is wrong with ``args`` for a KEMI signature ("s" str, "i" int), or None."""
     if len(args) != len(sig):
-        return False
-    for kind, arg in zip(sig, args):
-        if kind == "s" and (not isinstance(arg, str) or "\x00" in arg):
-            return False
-        if kind == "i" and (not isinstance(arg, int) or arg not in _C_INT):
-            return False
-    return True
+        return f"takes exactly {len(sig)} arguments ({len(args)} given)"
+    for position, (kind, arg) in enumerate(zip(sig, args), start=1):
+        if kind == "s" and not isinstance(arg, str):
+            return f"argument {position} must be str, not {type(arg).__name__}"
+        if kind == "s" and "\x00" in arg:
+            return f"argument {position}: embedded null character"
+        if kind == "i" and not isinstance(arg, int):
+            return f"argument {position}: {type(arg).__name__!r} object cannot be interpreted " \
+                   "as an integer"
+        if kind == "i" and arg not in _C_INT:
+            return f"argument {position}: signed integer is greater than maximum"
+    return None
 
 
 def forwarded_text(ctx: MessageContext) -> str:
@@ -378,7 +399,7 @@ class AppPythonMsg:
     """
 
     _NATIVE_FUNCTIONS = ("sl_send_reply", "t_relay", "append_hf", "remove_hf",
-                         "is_present_hf", "drop")
+                         "is_present_hf")
     _RENAMED = {"getMethod": "Method", "getRURI": "RURI", "getStatus": "Status",
                 "getType": "Type"}
 
@@ -465,8 +486,6 @@ class AppPythonMsg:
             return ksr.hdr.remove(args[0])
         if name == "is_present_hf" and len(args) == 1:
             return ksr.hdr.is_present(args[0])
-        if name == "drop" and not args:
-            ksr.x.drop()
         raise KsrEmulationError(f"msg.call_function({name!r}) with {len(args)} argument(s) is "
                                 f"not emulated by kamhttp.testing (emulated: "
                                 f"{', '.join(self._NATIVE_FUNCTIONS)})")

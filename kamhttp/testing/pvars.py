@@ -21,6 +21,10 @@ from .sipmsg import NameAddr, SipUri
 _CLASS_CHARS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class ReadOnly(PVError):
+    """An assignment to a PV without a setter (Kamailio ignores it and answers True)."""
+
+
 @dataclass(frozen=True)
 class PvName:
     """``$(cls(inner)[index]{tr1}{tr2})`` taken apart."""
@@ -130,7 +134,7 @@ def set_value(ctx: MessageContext, name: str, value: Any) -> None:
     pv = parse_name(name)
     cls = _class(pv)
     if cls.set is None or pv.transforms:
-        raise PVError(f"unable to set pv [{name}]: read-only pseudo-variable")
+        raise ReadOnly(f"{name} is read-only")
     cls.set(ctx, pv, value)
 
 
@@ -185,6 +189,16 @@ def _uri(text: str) -> SipUri:
         return SipUri.parse(text)
     except SipParseError as exc:
         raise PVError(str(exc)) from None
+
+
+def _ruri(ctx: MessageContext, pv: PvName) -> Any:
+    if not ctx.message.is_request:
+        return None
+    try:
+        SipUri.parse(ctx.ruri)
+    except SipParseError:
+        raise PVError(f"failed to parse the R-URI {ctx.ruri!r}") from None
+    return ctx.ruri
 
 
 def _int_prefix(text: str) -> int:
@@ -297,9 +311,10 @@ def _ruri_part(part: str | None) -> Callable[[MessageContext, PvName], Any]:
         ruri = ctx.ruri
         if ruri is None:
             return None
-        if part is None:
-            return ruri
-        uri = _uri(ruri)
+        try:
+            uri = SipUri.parse(ruri)
+        except SipParseError:
+            raise PVError(f"failed to parse the R-URI {ruri!r}") from None
         if part == "port":          # Kamailio: the port as written, or the int 5060
             return uri.port if uri.port else 5060
         return getattr(uri, part) or None
@@ -316,8 +331,7 @@ def _set_ruri_part(part: str | None) -> Callable[[MessageContext, PvName, Any], 
                 return
             value = ""
         if part is None:
-            _uri(str(value))                # Kamailio would fail later, at relay time
-            ctx.new_uri = str(value)
+            ctx.new_uri = str(value)        # not checked: reading it back fails, as in Kamailio
             return
         uri = _uri(ctx.ruri or "")
         ctx.new_uri = str(uri.with_parts(**{part: str(value) or None}))
@@ -325,8 +339,6 @@ def _set_ruri_part(part: str | None) -> Callable[[MessageContext, PvName, Any], 
 
 
 def _set_du(ctx: MessageContext, pv: PvName, value: Any) -> None:
-    if value is not None:
-        _uri(str(value))
     ctx.dst_uri = None if value is None else str(value)
 
 
@@ -450,7 +462,7 @@ def _xavp_set(ctx: MessageContext, pv: PvName, value: Any) -> None:
 
 
 CLASSES: dict[str, PvClass] = {
-    "ru": PvClass(_request_only(lambda c: c.ruri), _set_ruri_part(None)),
+    "ru": PvClass(_ruri, _set_ruri_part(None)),
     "rU": PvClass(_ruri_part("user"), _set_ruri_part("user")),
     "rd": PvClass(_ruri_part("host"), _set_ruri_part("host")),
     "rp": PvClass(_ruri_part("port"), _set_ruri_part("port")),

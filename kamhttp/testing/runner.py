@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import ScriptError
 from .context import MessageContext
-from .ksr import AppPythonMsg, Emulator, KsrExit
+from .ksr import AppPythonMsg, Emulator
 from .sipmsg import SipMessage, parse
 from .transcript import HttpCall, LogLine, MessageResult, Transcript
 
@@ -120,9 +120,7 @@ class _Script:
                 ctx.log("ERROR", f"the handler has no {route}(msg) method")
             else:
                 returned = function(msg)
-        except KsrExit as stop:
-            outcome = "drop" if stop.drop else "exit"
-        except SystemExit:
+        except SystemExit:             # sys.exit(): app_python3's way to the cfg exit
             outcome = "exit"
         except Exception:
             outcome, error = "error", traceback.format_exc()

@@ -90,7 +90,8 @@ class SipUri:
 
 @dataclass(frozen=True)
 class NameAddr:
-    """A From/To/Contact value: optional display name, the URI, and header parameters (tag)."""
+    """A From/To/Contact value: the display name as written (quotes kept, as $fn gives it),
+    the URI, and the header parameters (tag)."""
 
     display: str | None
     uri: str
@@ -104,10 +105,7 @@ class NameAddr:
             uri, closed, params = rest.partition(">")
             if not closed:
                 raise SipParseError(f"'<' without '>' in {value!r}")
-            display = display.strip()
-            if display.startswith('"') and display.endswith('"') and len(display) >= 2:
-                display = display[1:-1]
-            return cls(display or None, uri.strip(), params.strip())
+            return cls(display.strip() or None, uri.strip(), params.strip())
         uri, sep, params = value.partition(";")       # addr-spec: parameters belong to the header
         return cls(None, uri.strip(), sep + params if sep else "")
 
@@ -119,7 +117,7 @@ class NameAddr:
         return None
 
     def __str__(self) -> str:
-        display = f'"{self.display}" ' if self.display else ""
+        display = f"{self.display} " if self.display else ""
         return f"{display}<{self.uri}>{self.params}"
 
 

@@ -71,7 +71,7 @@ class MessageResult:
     rank: int                   # the worker that ran it
     route: str                  # "ksr_request_route" or "ksr_reply_route"
     summary: str                # first line of the received message
-    outcome: str                # "returned", "exit", "drop" or "error"
+    outcome: str                # "returned", "exit" (sys.exit()) or "error" (an exception)
     returned: Any = None        # what the route function returned
     error: str | None = None    # the traceback when outcome is "error"
     replies: list[Reply] = field(default_factory=list)
