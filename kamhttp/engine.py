@@ -13,6 +13,7 @@ Nothing here raises into a routing script: every failure is a return code.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ import pycurl
 from . import config, counters
 from .connection import Connection
 from .curlerror import curl_strerror
-from .log import get_logger
+from .log import get_logger, printable
 from .params import Settings
 from .state import ProcessState, process_state
 
@@ -198,10 +199,11 @@ class _Sink:
 class Handle:
     """One reused pycurl handle and what was last applied to it."""
 
-    __slots__ = ("curl", "sink", "conn", "settings", "profile", "custom", "nobody",
+    __slots__ = ("key", "curl", "sink", "conn", "settings", "profile", "custom", "nobody",
                  "with_headers", "capturing")
 
-    def __init__(self, share: Any) -> None:
+    def __init__(self, key: Any, share: Any) -> None:
+        self.key = key
         self.curl = pycurl.Curl()
         self.sink = _Sink()
         self.conn: Connection | None = None       # the objects the profile was built from
@@ -264,7 +266,7 @@ def handle_for(state: ProcessState, key: Any) -> Handle:
     if handle is None:
         if state.share is None:
             state.share = _new_share()
-        handle = state.handles[key] = Handle(state.share)
+        handle = state.handles[key] = Handle(key, state.share)
     return handle
 
 
@@ -282,6 +284,8 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
     """Perform one request on a configured handle; only per-call options are set here."""
     curl = handle.curl
     setopt = curl.setopt
+    if "\n" in url or "\r" in url:        # would end the request line: never sent
+        return curl_failure(pycurl.E_URL_MALFORMAT, url)
     try:
         setopt(pycurl.URL, _b(url))
         if handle.nobody:
@@ -333,6 +337,7 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
         response = Response(code=status, status=status, body=sink.take(),
                             truncated=sink.overflow,
                             effective_url=curl.getinfo(pycurl.EFFECTIVE_URL) or "",
+                            content_type=curl.getinfo(pycurl.CONTENT_TYPE) or "",
                             header_lines=header_sink)
     if timings:
         response.timings = {name: curl.getinfo(info) for name, info in _TIMING_INFO}
@@ -348,12 +353,23 @@ _CURL_MESSAGES = {
 }
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#@]*@")
+
+
+def _masked(url: str) -> str:
+    """The URL for a log line, a password in it replaced by ********."""
+    return _USERINFO.sub(r"\1:********@", url, count=1)
+
+
 def curl_failure(code: int, url: str) -> Response:
-    """Log a curl error the way the C module words it, and make its Response."""
+    """Log a curl error the way the C module words it, and make its Response.
+
+    libcurl 8 has codes from 100 up (100: a request head over 1 MB); a script would read
+    them as HTTP statuses, so their ``code`` is -1."""
     message = _CURL_MESSAGES.get(code, "failed to perform curl")
     log.log(30 if code == 28 else 40, "%s (%d: %s) (url: %s)", message, code,
-            curl_strerror(code), url)
-    return Response(code=code, curl_code=code)
+            curl_strerror(code) if code < 100 else "libcurl error", printable(_masked(url)))
+    return Response(code=code if code < 100 else -1, curl_code=code)
 
 
 # ------------------------------------------------------------------------------------------
@@ -393,7 +409,7 @@ def connection_request(name: str, path: str | None, content_type: str | None,
     cfg = config.current()
     conn = cfg.connections.get(name)
     if conn is None:
-        log.error("No cURL connection found: %s", name)
+        log.error("No cURL connection found: %s", printable(name))
         return NO_CONNECTION
     state = process_state().for_generation(cfg.generation)
     response = _connection_attempt(state, conn, cfg.settings, path, content_type, data,
@@ -403,7 +419,7 @@ def connection_request(name: str, path: str | None, content_type: str | None,
                   "FATAL FAILURE" if response.curl_code else "FAILURE", conn.failover)
         backup = cfg.connections.get(conn.failover)
         if backup is None:
-            log.error("No cURL connection found: %s", conn.failover)
+            log.error("No cURL connection found: %s", printable(conn.failover))
             return NO_CONNECTION
         response = _connection_attempt(state, backup, cfg.settings, path, content_type,
                                        data, method, headers, details)
@@ -430,7 +446,6 @@ def _connection_attempt(state: ProcessState, conn: Connection, settings: Setting
     response = _perform(state, settings, handle, conn.join(path or ""), method, body,
                         headers, details, setup_error)
     if not response.curl_code:
-        response.content_type = handle.curl.getinfo(pycurl.CONTENT_TYPE) or ""
         state.redirect_url[conn.name] = response.effective_url
         state.content_type[conn.name] = response.content_type
     return response
@@ -458,8 +473,6 @@ def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str |
         headers.extend(extra)
     response = _perform(state, settings, handle, url, method, body or None, headers, details,
                         setup_error)
-    if details and not response.curl_code:
-        response.content_type = handle.curl.getinfo(pycurl.CONTENT_TYPE) or ""
     body = kept_body(response)
     if settings.query_result and not whole_body:
         body = first_line(body)
@@ -481,6 +494,9 @@ def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
         response = curl_failure(setup_error, url)
     else:
         response = transfer(handle, url, method, body, headers, sink, details)
+    profile = handle.profile
+    if profile is not None and not profile.keep and handle.curl.getinfo(pycurl.APPCONNECT_TIME):
+        _retire(state, handle)
     if response.curl_code:
         counters.add_fail()
     else:
@@ -490,6 +506,20 @@ def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
         else:
             counters.add_fail()
     return response
+
+
+def _retire(state: ProcessState, handle: Handle) -> None:
+    """Close a handle after a TLS connection it must not keep.
+
+    libcurl >= 8.9 shuts a closed TLS connection down gracefully: it sends close_notify and
+    parks the socket on the handle until the peer answers or 2 s pass, and only drives that
+    list when the handle is used again.  With keep_connections=0 that would leave up to
+    2 s x request rate sockets open; closing the handle (as the C module does after every
+    request) closes them at once.  TLS sessions stay in the process's share.
+    """
+    if state.handles.get(handle.key) is handle:
+        del state.handles[handle.key]
+    handle.curl.close()
 
 
 def close_all() -> None:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 from . import config, engine, pv
 from .curlerror import curl_strerror
 from .errors import PVError
-from .log import get_logger
+from .log import get_logger, printable
 from .state import peek, process_state
 
 log = get_logger("functions")
@@ -55,7 +55,29 @@ def _script_function(func: Callable[..., int]) -> Callable[..., int]:
 def _str(value: Any, what: str) -> str:
     if isinstance(value, str):
         return value
-    raise _BadArgument(f"{what} must be a string, not {value!r}")
+    raise _BadArgument(f"{what} must be a string, not {printable(repr(value))}")
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789"
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _method(value: Any) -> str:
+    """A method must be an HTTP token: anything else would rewrite the request line."""
+    value = _str(value, "method")
+    if value and not _TOKEN.issuperset(value):
+        raise _BadArgument(f"method {printable(repr(value))} is not an HTTP token "
+                           "(valid: GET, POST, PUT, ... letters, digits and !#$%&'*+-.^_`|~)")
+    return value
+
+
+def _content_type(value: Any) -> str:
+    """A content type becomes a header value: CR, LF or NUL would add header lines."""
+    text = _str(value, "content_type")
+    if "\r" in text or "\n" in text or "\x00" in text:
+        raise _BadArgument(f"content_type {printable(repr(text))} contains CR, LF or NUL "
+                           "(valid: a media type such as application/json)")
+    return text
 
 
 def _result_name(value: Any) -> str:
@@ -114,7 +136,7 @@ def http_connect(connection: str, url: str, *rest: str) -> int:
         content_type, data, result = None, None, rest[0]
     elif len(rest) == 3:
         content_type, data, result = rest
-        _str(content_type, "content_type")
+        _content_type(content_type)
         _str(data, "data")
     else:
         raise _BadArgument(f"takes 3 or 5 arguments, not {2 + len(rest)}")
@@ -131,7 +153,7 @@ def http_connect_raw(connection: str, url: str, content_type: str, data: str,
                      result: str) -> int:
     """Like the 5-argument http_connect, but data is sent as written (never PV-expanded)."""
     connection = _str(connection, "connection")
-    content_type = _str(content_type, "content_type")
+    content_type = _content_type(content_type)
     data = _str(data, "data")
     result = _result_name(result)
     return _connect(connection, _expand(url, "url"), content_type, data, result)
@@ -145,7 +167,7 @@ def http_get_redirect(connection: str, result: str) -> int:
     result = _result_name(result)
     cfg = config.current()
     if connection not in cfg.connections:
-        log.error("No cURL connection found: %s", connection)
+        log.error("No cURL connection found: %s", printable(connection))
         pv.sets(result, "")
         return -1
     state = peek()
@@ -180,7 +202,7 @@ def http_client_get(url: str, body: str, hdrs: str, result: str) -> int:
 
 def _request(method: str, url: str, body: str, hdrs: str, result: str, http2: bool) -> int:
     result = _result_name(result)
-    method, url = _expand(method, "method"), _expand(url, "url")
+    method, url = _method(_expand(method, "method")), _expand(url, "url")
     body, hdrs = _expand(body, "body"), _expand(hdrs, "hdrs")
     if not method:
         raise _BadArgument("METHOD has no value")
@@ -282,14 +304,14 @@ class _Kemi:
     def query_request(method: str, url: str, body: str, hdrs: str, dpv: str) -> int:
         """method "" lets the body choose GET or POST (spec 11)."""
         result = _result_name(dpv)
-        return _direct(_str(method, "method") or None, _str(url, "url"), _str(body, "body"),
+        return _direct(_method(method) or None, _str(url, "url"), _str(body, "body"),
                        _str(hdrs, "hdrs"), result)
 
     @staticmethod
     @_script_function
     def query_request_v2pk(method: str, url: str, body: str, hdrs: str, dpv: str) -> int:
         result = _result_name(dpv)
-        return _direct(_str(method, "method") or None, _str(url, "url"), _str(body, "body"),
+        return _direct(_method(method) or None, _str(url, "url"), _str(body, "body"),
                        _str(hdrs, "hdrs"), result, True)
 
     @staticmethod
@@ -303,7 +325,7 @@ class _Kemi:
     def curl_connect_post(con: str, url: str, ctype: str, data: str, dpv: str) -> int:
         result = _result_name(dpv)
         return _connect(_str(con, "connection"), _str(url, "url"),
-                        _str(ctype, "content_type"), _str(data, "data"), result)
+                        _content_type(ctype), _str(data, "data"), result)
 
     get_redirect = staticmethod(http_get_redirect)
     response_headers_set = staticmethod(http_client_response_headers_set)

@@ -65,3 +65,13 @@ _install()
 def get_logger(name: str) -> logging.Logger:
     """The logger of a kamhttp module (``kamhttp.<name>``), bridged to Kamailio's log."""
     return logging.getLogger(f"kamhttp.{name}")
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """``text`` for a log line: control characters escaped, clipped to ``limit`` characters,
+    so an argument can neither split a log line nor flood it."""
+    shown = str(text)
+    if shown.isprintable() and len(shown) <= limit:
+        return shown
+    escaped = shown[:limit].encode("unicode_escape").decode("ascii")
+    return escaped if len(shown) <= limit else f"{escaped}... ({len(shown)} characters)"

@@ -17,6 +17,7 @@ from typing import Any, Callable, Union
 
 from .curlerror import curl_strerror
 from .errors import PVError
+from .log import printable
 from .state import peek
 
 Value = Union[str, int, None]
@@ -62,6 +63,11 @@ class Spec(tuple):
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 
 
+def _q(text: object) -> str:
+    """A quoted, log-safe rendering of a PV text in an error message."""
+    return printable(repr(text))
+
+
 def _balanced(text: str, p: int, open_: str, close: str, where: str) -> int:
     """Index of the ``close`` that ends the group starting at p (nesting counted)."""
     depth = 0
@@ -75,7 +81,7 @@ def _balanced(text: str, p: int, open_: str, close: str, where: str) -> int:
         elif ch == open_:
             depth += 1
         p += 1
-    raise PVError(f"unterminated {open_!r} in PV {where!r}: expected {close!r}")
+    raise PVError(f"unterminated {open_!r} in PV {_q(where)}: expected {close!r}")
 
 
 def scan(text: str, start: int) -> tuple[Spec, int]:
@@ -89,7 +95,8 @@ def scan(text: str, start: int) -> tuple[Spec, int]:
         p += 1
         if bracketed:
             if p >= n or text[p] != ")":
-                raise PVError(f"bad PV at {text[start:p + 1]!r}: expected ')' after '$($'")
+                raise PVError(f"bad PV at {_q(text[start:p + 1])}: "
+                              "expected ')' after '$($'")
             p += 1
         return Spec((text[start:p], "$", None)), p
     name_start = p
@@ -97,7 +104,7 @@ def scan(text: str, start: int) -> tuple[Spec, int]:
         p += 1
     cls = text[name_start:p]
     if not cls:
-        raise PVError(f"bad PV at {text[start:start + 12]!r}: '$' must be followed by a PV "
+        raise PVError(f"bad PV at {_q(text[start:start + 12])}: '$' must be followed by a PV "
                       "name such as $var(x), or written '$$' for a literal '$'")
     inner = None
     if not bracketed:
@@ -105,7 +112,7 @@ def scan(text: str, start: int) -> tuple[Spec, int]:
             end = _balanced(text, p + 1, "(", ")", text[start:])
             inner = text[p + 1:end]
             if not inner:
-                raise PVError(f"PV {text[start:end + 1]!r} has an empty name")
+                raise PVError(f"PV {_q(text[start:end + 1])} has an empty name")
             p = end + 1
         return Spec((text[start:p], cls, inner)), p
     # $( class [ (inner) ] [ [index] ] [ {transformation}... ] )
@@ -113,12 +120,12 @@ def scan(text: str, start: int) -> tuple[Spec, int]:
         end = _balanced(text, p + 1, "(", ")", text[start:])
         inner = text[p + 1:end]
         if not inner:
-            raise PVError(f"PV {text[start:end + 1]!r} has an empty name")
+            raise PVError(f"PV {_q(text[start:end + 1])} has an empty name")
         p = end + 1
     if p < n and text[p] == "[":
         end = _balanced(text, p + 1, "[", "]", text[start:])
         if end == p + 1:
-            raise PVError(f"PV {text[start:end + 1]!r} has an empty index")
+            raise PVError(f"PV {_q(text[start:end + 1])} has an empty index")
         p = end + 1
     while p < n and text[p] == "{":
         p = _balanced(text, p + 1, "{", "}", text[start:]) + 1
@@ -128,17 +135,22 @@ def scan(text: str, start: int) -> tuple[Spec, int]:
         if q < n and text[q] == "{":
             p = q
     if p >= n or text[p] != ")":
-        raise PVError(f"bad PV {text[start:p + 1]!r}: expected ')' to close '$('")
+        raise PVError(f"bad PV {_q(text[start:p + 1])}: expected ')' to close '$('")
     return Spec((text[start:p + 1], cls, inner)), p + 1
 
 
 def parse_name(name: str) -> Spec:
     """A whole string that must be exactly one PV (a result variable name)."""
     if not isinstance(name, str) or not name.startswith("$"):
-        raise PVError(f"{name!r} is not a pseudo-variable name (valid: e.g. \"$var(result)\")")
+        raise PVError(f"{_q(name)} is not a pseudo-variable name "
+                      "(valid: e.g. \"$var(result)\")")
+    if not name.isprintable():
+        raise PVError(f"{_q(name)} contains a control character "
+                      "(valid: e.g. \"$var(result)\")")
     spec, end = scan(name, 0)
     if end != len(name):
-        raise PVError(f"{name!r} is not one pseudo-variable: text after {spec.text!r}")
+        raise PVError(f"{_q(name)} is not one pseudo-variable: text after "
+                      f"{_q(spec.text)}")
     return spec
 
 
@@ -154,8 +166,8 @@ def writable_error(name: Any) -> str | None:
     try:
         spec = parse_name(name)
         error = None if spec.cls in WRITABLE else (
-            f"{name!r} is not a writable pseudo-variable (valid: $var(x), $avp(x), $xavp(x), "
-            "$shv(x), $sht(t=>k), $ru, $du and the other PVs with a setter)")
+            f"{_q(name)} is not a writable pseudo-variable (valid: $var(x), $avp(x), "
+            "$xavp(x), $shv(x), $sht(t=>k), $ru, $du and the other PVs with a setter)")
     except PVError as exc:
         error = str(exc)
     if isinstance(name, str):
