@@ -15,11 +15,13 @@ import json
 import math
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Iterable, Mapping
@@ -75,6 +77,18 @@ def unavailable_reason(*modules: str) -> str | None:
     return None
 
 
+def side_by_side_cfg(http_client_lines: str) -> str:
+    """kamailio-cfg/kamailio-c.cfg with the modparam("http_client", ...) lines between its
+    "http_client connections" markers replaced: a per-run copy for the tests."""
+    text = (KAMAILIO_CFG_DIR / "kamailio-c.cfg").read_text()
+    text, count = re.subn(r"(?ms)^# --- http_client connections: begin.*?"
+                          r"^# --- http_client connections: end[^\n]*\n",
+                          lambda _: http_client_lines.rstrip("\n") + "\n", text)
+    if count != 1:
+        raise ValueError("kamailio-cfg/kamailio-c.cfg lost its http_client connection markers")
+    return text
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     """A port on 127.0.0.1 that nobody holds right now."""
     with socket.socket(socket.AF_INET, kind) as sock:
@@ -91,12 +105,17 @@ class Kamailio:
 
     ``defines`` values that are ``str`` are passed quoted (a cfg string), ``int`` as numbers.
     ``env`` is added to the clean environment; the Python scripts read their settings there.
+    ``ready`` says how to see that it runs: ``options`` (an OPTIONS request gets any reply;
+    for scripts that answer OPTIONS themselves) or ``rpc`` (the JSON-RPC socket answers; for
+    scripts that would relay an OPTIONS sent to Kamailio back to itself).
     """
 
     def __init__(self, cfg: pathlib.Path, workdir: pathlib.Path, *,
                  defines: Mapping[str, str | int] | None = None,
-                 env: Mapping[str, str] | None = None, sip_port: int | None = None) -> None:
+                 env: Mapping[str, str] | None = None, sip_port: int | None = None,
+                 ready: str = "options") -> None:
         self.cfg = cfg
+        self.ready = ready
         self.workdir = workdir
         self.sip_port = sip_port or free_port()
         self.defines = {"SIP_PORT": self.sip_port, **(defines or {})}
@@ -139,7 +158,13 @@ class Kamailio:
                 if self.proc.poll() is not None:
                     raise KamailioError(f"kamailio exited with {self.proc.returncode} "
                                         f"at startup\n{self.log_tail()}")
-                if client.send_many([client.build("OPTIONS")], timeout=0.5, check=False):
+                if self.ready == "rpc":
+                    try:
+                        self.rpc("core.version", timeout=0.5)
+                        return
+                    except (OSError, KamailioError):
+                        time.sleep(0.1)
+                elif client.send_many([client.build("OPTIONS")], timeout=0.5, check=False):
                     return
         raise KamailioError(f"kamailio did not answer within {timeout} s\n{self.log_tail()}")
 
@@ -264,6 +289,18 @@ class SipReply:
 class SipRequest:
     call_id: str
     data: bytes
+    method: str = "MESSAGE"
+    uri: str = ""
+    via: str = ""
+    from_: str = ""
+
+    def ack(self, reply: "SipReply") -> bytes:
+        """The ACK of a non-2xx final reply to this INVITE (RFC 3261 17.1.1.3)."""
+        return ("\r\n".join([
+            f"ACK {self.uri} SIP/2.0", f"Via: {self.via}", "Max-Forwards: 70",
+            f"From: {self.from_}", f"To: {reply.header('To')}", f"Call-ID: {self.call_id}",
+            f"CSeq: {reply.header('CSeq').split()[0]} ACK", "Content-Length: 0",
+        ]) + "\r\n\r\n").encode()
 
 
 class SipClient:
@@ -278,17 +315,23 @@ class SipClient:
         self.port = self.sock.getsockname()[1]
 
     def build(self, method: str = "MESSAGE", *, headers: Mapping[str, str] | None = None,
-              body: bytes | str = b"", user: str = "probe",
+              body: bytes | str = b"", user: str = "probe", uri: str | None = None,
+              from_user: str = "tester",
               content_type: str = "application/json") -> SipRequest:
+        """A request to Kamailio; ``uri`` (default sip:USER@kamailio) is the Request-URI,
+        e.g. a user at a SipUas to which Kamailio relays."""
         call_id = uuid.uuid4().hex
         body = body.encode() if isinstance(body, str) else body
         host, port = self.server
+        uri = uri or f"sip:{user}@{host}:{port}"
+        via = f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{call_id};rport"
+        from_ = f"<sip:{from_user}@127.0.0.1>;tag={call_id[:8]}"
         lines = [
-            f"{method} sip:{user}@{host}:{port} SIP/2.0",
-            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{call_id};rport",
+            f"{method} {uri} SIP/2.0",
+            f"Via: {via}",
             "Max-Forwards: 70",
-            f"From: <sip:tester@127.0.0.1>;tag={call_id[:8]}",
-            f"To: <sip:{user}@{host}>",
+            f"From: {from_}",
+            f"To: <{uri}>",
             f"Call-ID: {call_id}",
             f"CSeq: 1 {method}",
             *(f"{name}: {value}" for name, value in (headers or {}).items()),
@@ -296,7 +339,8 @@ class SipClient:
         if body:
             lines.append(f"Content-Type: {content_type}")
         lines.append(f"Content-Length: {len(body)}")
-        return SipRequest(call_id, ("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        return SipRequest(call_id, ("\r\n".join(lines) + "\r\n\r\n").encode() + body,
+                          method, uri, via, from_)
 
     def send_many(self, requests: list[SipRequest], timeout: float,
                   check: bool = True, retransmit: bool = False) -> dict[str, SipReply]:
@@ -327,8 +371,10 @@ class SipClient:
                 continue
             call_id, reply = parse_reply(data)
             if call_id in waiting and reply.status >= 200:
-                del waiting[call_id]
+                request = waiting.pop(call_id)
                 replies[call_id] = reply
+                if request.method == "INVITE" and reply.status >= 300:
+                    self.sock.sendto(request.ack(reply), self.server)
         if check and waiting:
             raise TimeoutError(f"{len(waiting)} of {len(requests)} SIP requests got no reply "
                                f"within {timeout} s")
@@ -345,6 +391,58 @@ class SipClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SipUas:
+    """A user agent server on 127.0.0.1 that Kamailio relays to: it answers every request
+    (INVITE with ``invite_status``, others 200) and says in ``X-Uas-Ruri`` which
+    Request-URI reached it; ACKs are recorded, not answered."""
+
+    def __init__(self, invite_status: tuple[int, str] = (486, "Busy Here")) -> None:
+        self.invite_status = invite_status
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[tuple[str, str]] = []
+        """(method, Request-URI) of every request that arrived."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="sip-uas")
+
+    def uri(self, user: str) -> str:
+        return f"sip:{user}@127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            head = data.partition(b"\r\n\r\n")[0].decode("utf-8", "replace").split("\r\n")
+            method, uri = head[0].split(" ")[:2]
+            self.received.append((method, uri))
+            if method == "ACK":
+                continue
+            code, reason = self.invite_status if method == "INVITE" else (200, "OK")
+            copied = [line for line in head[1:]
+                      if line.split(":", 1)[0].strip().lower() in ("via", "from", "call-id",
+                                                                   "cseq")]
+            to = next(line for line in head[1:] if line.lower().startswith("to:"))
+            reply = [f"SIP/2.0 {code} {reason}", *copied,
+                     to if ";tag=" in to else f"{to};tag=uas{self.port}",
+                     f"X-Uas-Ruri: {uri}", "Content-Length: 0"]
+            self.sock.sendto(("\r\n".join(reply) + "\r\n\r\n").encode(), peer)
+
+    def __enter__(self) -> "SipUas":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
 
 
 def parse_reply(data: bytes) -> tuple[str, SipReply]:

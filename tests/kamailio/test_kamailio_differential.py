@@ -29,7 +29,7 @@ import pytest
 
 from tests import servers
 
-from .kamharness import KAMAILIO_CFG_DIR, ROOT, Kamailio, SipClient, free_port
+from .kamharness import ROOT, Kamailio, SipClient, free_port, side_by_side_cfg
 
 UNSET = "<unset>"
 RES = "$var(res)"
@@ -388,15 +388,6 @@ def native_cfg(block: str, all_cases: list[Case]) -> str:
     out += ["    default:", '        sl_send_reply("404", "No Such Case"); exit;', "    }",
             '    sl_send_reply("200", "OK");', "}", ""]
     return "\n".join(out)
-
-
-def side_by_side_cfg(block: str) -> str:
-    """kamailio-cfg/kamailio-c.cfg with its http_client block replaced by ``block``."""
-    text = (KAMAILIO_CFG_DIR / "kamailio-c.cfg").read_text()
-    text, count = re.subn(r"(?ms)^# --- http_client connections: begin.*?"
-                          r"^# --- http_client connections: end[^\n]*\n", block + "\n", text)
-    assert count == 1, "kamailio-c.cfg lost its http_client block markers"
-    return text
 
 
 @dataclasses.dataclass

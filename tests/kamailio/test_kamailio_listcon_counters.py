@@ -5,7 +5,6 @@ the same workers (kamailio-cfg/kamailio-c.cfg)."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from .kamharness import KAMAILIO_CFG_DIR, ROOT, Kamailio, SipClient, free_port
+from .kamharness import ROOT, SipClient, free_port, side_by_side_cfg
 
 RES = "$var(res)"
 
@@ -38,13 +37,8 @@ def side_by_side(start_kamailio, tmp_path_factory, http_server) -> Iterator[tupl
     config_file = where / "http_client.cfg"
     config_file.write_text(f"[filea]\nurl = {http_server.url}/code\n\n"
                            f"[fileb]\nurl = {http_server.url}\ntimeout = 2\n")
-    text = (KAMAILIO_CFG_DIR / "kamailio-c.cfg").read_text()
-    text, count = re.subn(r"(?ms)^# --- http_client connections: begin.*?"
-                          r"^# --- http_client connections: end[^\n]*\n",
-                          block(http_server.url, dead, str(config_file)) + "\n", text)
-    assert count == 1
     cfg = where / "kamailio-c.cfg"
-    cfg.write_text(text)
+    cfg.write_text(side_by_side_cfg(block(http_server.url, dead, str(config_file))))
     kamailio = start_kamailio(cfg=cfg, script="probe.py", modules=("http_client",),
                               env={"PROBE_BACKENDS": "c,kamhttp",
                                    "PROBE_KAMHTTP_CONFIG": str(cfg)})
