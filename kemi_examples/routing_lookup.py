@@ -3,7 +3,7 @@
 Run by Kamailio's app_python3 (modparam("app_python3", "load", ".../routing_lookup.py"),
 cfgengine "python") or by kamhttp's testing kit:
 
-    python -m kamhttp run kemi_examples/routing_lookup.py --method INVITE --ruri sip:+4930123456@example.com
+    python -m kamhttp run kemi_examples/routing_lookup.py --ruri sip:+4930123456@example.com
 
 Configuration, read once in mod_init() from the environment of the Kamailio process:
 

@@ -212,7 +212,8 @@ def test_cdr_events_share_one_connection(serve, tmp_path):
     bye = sipmsg.request("BYE", "sip:bob@192.0.2.5", call_id="call-1@test", cseq=2)
     messages = [invite, sipmsg.reply(invite, 180, "Ringing"), sipmsg.reply(invite, 200, "OK"),
                 bye]
-    t = run_script(CDR, messages, env={"CDR_POSTER_CONFIG": cdr_config(tmp_path, server.url + "/v1")})
+    config = cdr_config(tmp_path, server.url + "/v1")
+    t = run_script(CDR, messages, env={"CDR_POSTER_CONFIG": config})
     assert t.ok
     events = [json.loads(r.body) for r in server.app.seen]
     assert [(e["event"], e["call_id"]) for e in events] == [

@@ -242,7 +242,8 @@ def _run_forked(loaded: _Script, items: list[SipMessage], children: int, timeout
     transcript.messages = [results[i] for i in sorted(results)]
     missing = [i for i in range(len(items)) if i not in results]
     if missing:
-        transcript.problems.append(f"no result for message(s) {', '.join(str(i + 1) for i in missing)}")
+        numbers = ", ".join(str(i + 1) for i in missing)
+        transcript.problems.append(f"no result for message(s) {numbers}")
     if fatal:
         raise ScriptError("\n".join(fatal))
 
