@@ -78,6 +78,10 @@ COMMANDS: list[Command] = [
             "kamhttp.testing.cli:run", RUN_ARGUMENTS),
     Command("demo", "the routing-lookup example on simulated INVITEs against a local API",
             "kamhttp.demo:command"),
+    Command("counters", "print the connections/connfail/connok totals of a running Kamailio",
+            "kamhttp.counters:command",
+            (arg("--pid", type=int, help="the main process id (default: the only running "
+                 "process tree with kamhttp counters)"),)),
 ]
 
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 import atexit
 import fcntl
 import glob
+import json
 import mmap
 import os
 import re
+import sys
 import tempfile
 import threading
+from typing import Any
 
 _MAGIC = 0x6B616D6874747031          # "kamhttp1"
 _HEADER = 8                           # int64 words: magic, slots, next free, connections, pid
@@ -166,6 +169,37 @@ def read(pid: int) -> dict[str, int]:
         store.words.release()
         store.map.close()
         os.close(store.fd)
+
+
+def live_pids() -> list[int]:
+    """Main processes, still running, that have a counter store."""
+    pids = []
+    for path in glob.glob(os.path.join(_DIR, "kamhttp-counters-*")):
+        match = _NAME.search(path)
+        if match and _alive(int(match.group(1))):
+            pids.append(int(match.group(1)))
+    return sorted(pids)
+
+
+def command(args: Any) -> int:
+    """``python -m kamhttp counters [--pid MAINPID]``: the totals as JSON, as
+    ``kamcmd cnt.grp_get_all httpclient`` prints them."""
+    pid = args.pid
+    if pid is None:
+        pids = live_pids()
+        if len(pids) != 1:
+            print("no running process has kamhttp counters" if not pids else
+                  "several process trees have kamhttp counters, choose one with --pid: "
+                  + " ".join(map(str, pids)), file=sys.stderr)
+            return 1
+        pid = pids[0]
+    try:
+        totals = read(pid)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"no kamhttp counters for pid {pid} ({err})", file=sys.stderr)
+        return 1
+    print(json.dumps(totals, sort_keys=True))
+    return 0
 
 
 def _sweep_stale() -> None:

@@ -2,7 +2,10 @@
 from outside the process tree."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -75,3 +78,14 @@ def test_totals_summed_over_forked_workers(modparam, http_server):
 def test_read_of_a_missing_store():
     with pytest.raises(FileNotFoundError):
         counters.read(2 ** 22 + 12345)
+
+
+def test_operator_reads_the_totals_from_outside(modparam):
+    assert kamhttp.http_connect("api", "/code/200", "$var(r)") == 200
+    done = subprocess.run([sys.executable, "-m", "kamhttp", "counters", "--pid",
+                           str(os.getpid())], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == counters.totals()
+    missing = subprocess.run([sys.executable, "-m", "kamhttp", "counters", "--pid",
+                              str(2 ** 22 + 12345)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no kamhttp counters" in missing.stderr
