@@ -40,8 +40,9 @@ def require_kamailio(*modules: str) -> None:
 def start_kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartKamailio]:
     """Start Kamailio instances for a test module; every one is stopped at its end, by PID.
 
-    ``start_kamailio(cfg=..., script=..., env=..., defines=..., modules=(...), ready=...)``
-    runs ``cfg`` (default kamailio-cfg/kamailio.cfg) with ``script`` as KEMI_SCRIPT.
+    ``start_kamailio(cfg=..., script=..., env=..., defines=..., modules=(...), ready=...,
+    working_dir=...)`` runs ``cfg`` (default kamailio-cfg/kamailio.cfg) with ``script`` as
+    KEMI_SCRIPT (``None``: the cfg's own default).
     """
     started: list[Kamailio] = []
 
@@ -49,13 +50,15 @@ def start_kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartKa
               script: str | pathlib.Path | None = "probe.py",
               env: Mapping[str, str] | None = None,
               defines: Mapping[str, str | int] | None = None,
-              modules: tuple[str, ...] = (), ready: str = "options") -> Kamailio:
+              modules: tuple[str, ...] = (), ready: str = "options",
+              working_dir: pathlib.Path | None = None) -> Kamailio:
         require_kamailio(*modules)
         workdir = tmp_path_factory.mktemp("kamailio")
         all_defines = dict(defines or {})
         if script is not None:  # a name in tests/kamailio/scripts, or an absolute path
             all_defines["KEMI_SCRIPT"] = str(SCRIPTS / script)
-        instance = Kamailio(cfg, workdir, defines=all_defines, env=env, ready=ready)
+        instance = Kamailio(cfg, workdir, defines=all_defines, env=env, ready=ready,
+                            working_dir=working_dir)
         started.append(instance)
         return instance.start()
 

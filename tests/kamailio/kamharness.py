@@ -108,14 +108,17 @@ class Kamailio:
     ``ready`` says how to see that it runs: ``options`` (an OPTIONS request gets any reply;
     for scripts that answer OPTIONS themselves) or ``rpc`` (the JSON-RPC socket answers; for
     scripts that would relay an OPTIONS sent to Kamailio back to itself).
+    ``working_dir`` is Kamailio's -w (relative paths in the cfg resolve there); default
+    ``workdir``, which also holds the log and the runtime directory (-Y).
     """
 
     def __init__(self, cfg: pathlib.Path, workdir: pathlib.Path, *,
                  defines: Mapping[str, str | int] | None = None,
                  env: Mapping[str, str] | None = None, sip_port: int | None = None,
-                 ready: str = "options") -> None:
+                 ready: str = "options", working_dir: pathlib.Path | None = None) -> None:
         self.cfg = cfg
         self.ready = ready
+        self.working_dir = working_dir or workdir
         self.workdir = workdir
         self.sip_port = sip_port or free_port()
         self.defines = {"SIP_PORT": self.sip_port, **(defines or {})}
@@ -136,7 +139,7 @@ class Kamailio:
 
     def command(self) -> list[str]:
         cmd = [KAMAILIO, "-f", str(self.cfg), "-DD", "-E", "-Y", str(self.workdir),
-               "-w", str(self.workdir), "-L", str(modules_dir())]
+               "-w", str(self.working_dir), "-L", str(modules_dir())]
         for name, value in self.defines.items():
             cmd += ["-A", f'{name}="{value}"' if isinstance(value, str) else f"{name}={value}"]
         return cmd
@@ -147,7 +150,7 @@ class Kamailio:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=self.env,
-                                         cwd=self.workdir, start_new_session=True)
+                                         cwd=self.working_dir, start_new_session=True)
         self.wait_ready(ready_timeout)
         return self
 
