@@ -227,7 +227,7 @@ def _before_fork() -> None:
     """Workers must inherit a store: create it now if nobody did."""
     if _store is None:
         try:
-            prepare()
+            prepare(_connection_count())
         except OSError:
             pass      # counting then stays per process; never block a fork
 

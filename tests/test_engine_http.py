@@ -29,7 +29,7 @@ def header(document: dict, name: str) -> list[str]:
     return [v for k, v in document["headers"] if k.lower() == name.lower()]
 
 
-# --- connections: URL joining, GET/POST, Content-Type (spec 5.3-5.5) -----------------------
+# --- connections: URL joining, GET/POST, Content-Type (spec 5.3-5.5) ----------------------- --
 
 def test_get_on_connection_joins_the_url(modparam, http_server):
     modparam("httpcon", f"api=>{http_server.url}/echo")
@@ -79,7 +79,7 @@ def test_default_user_agent_and_empty_user_agent(modparam, http_server):
     assert header(echo(), "User-Agent") == []
 
 
-# --- direct functions: method selection and the hdrs string (spec 5.7-5.9) -----------------
+# --- direct functions: method selection and the hdrs string (spec 5.7-5.9) ----------------- --
 
 def test_query_get_and_post_with_default_content_type(modparam, http_server):
     modparam("query_result", 0)
@@ -145,7 +145,7 @@ def test_nothing_leaks_from_one_request_into_the_next(modparam, http_server):
         "GET", "", [])
 
 
-# --- what the result variable gets (spec 5.2, 6.4) -------------------------------------------
+# --- what the result variable gets (spec 5.2, 6.4) --------------------------------------------
 
 @pytest.mark.parametrize("status, kept", [(200, True), (201, True), (302, True), (404, True),
                                           (499, True), (500, False), (503, False)])
@@ -198,7 +198,7 @@ def test_maxdatasize_bounds_memory_on_a_huge_body(modparam, http_server):
     assert grown_kib < 20_000       # the 100 MB body was never held
 
 
-# --- redirects (spec 5.6, 6.3) ---------------------------------------------------------------
+# --- redirects (spec 5.6, 6.3) ----------------------------------------------------------------
 
 def test_redirect_followed_by_default_and_recorded(modparam, http_server):
     modparam("httpcon", f"api=>{http_server.url}")
@@ -242,7 +242,7 @@ def test_only_http_and_https(modparam, http_server):
                                      "$var(r)") == 1
 
 
-# --- curl errors -------------------------------------------------------------------------------
+# --- curl errors ------------------------------------------------------------------------------
 
 def test_curl_errors_are_returned(modparam, fault_server, http_server):
     modparam("httpcon", f"dead=>{fault_server.refused_url}")
@@ -250,6 +250,16 @@ def test_curl_errors_are_returned(modparam, fault_server, http_server):
     assert pv.get("$var(r)") == ""
     assert kamhttp.http_client_query("http://", "$var(r)") == 3
     assert kamhttp.http_client_query(f"{http_server.url}/close", "$var(r)") == 52
+    assert kamhttp.http_client_query("http://no-such-host.invalid/", "$var(r)") == 6
+
+
+def test_netinterface_is_used(modparam, http_server):
+    modparam("netinterface", "127.0.0.1")
+    assert kamhttp.http_client_query(f"{http_server.url}/code/200", "$var(r)") == 200
+    modparam("netinterface", "no-such-interface0")
+    modparam("httpcon", f"api=>{http_server.url}")
+    assert kamhttp.http_client_query(f"{http_server.url}/code/200", "$var(r)") == 45
+    assert kamhttp.http_connect("api", "/code/200", "$var(r)") == 45
 
 
 @pytest.mark.parametrize("mode, timeout, limit", [(1, 1, 1.0), (2, 300, 0.3)])
@@ -273,7 +283,7 @@ def test_connection_timeout_overrides_the_default(modparam, http_server):
     assert time.monotonic() - started < 3
 
 
-# --- connection reuse, seen from the server (spec 6.7) -----------------------------------------
+# --- connection reuse, seen from the server (spec 6.7) ----------------------------------------
 
 def ports(server, n: int) -> list[int]:
     return [r.client_port for r in server.requests[-n:]]

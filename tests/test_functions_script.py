@@ -85,7 +85,7 @@ def test_evaluation_failure_gives_minus_one_and_leaves_the_result(modparam, http
     assert http_server.requests == []
 
 
-# --- result variables and bad arguments ----------------------------------------------------------
+# --- result variables and bad arguments -------------------------------------------------------
 
 @pytest.mark.parametrize("result", ["$rm", "$si", "$var(x", "var(x)", "$var(x) y", "", None, 7])
 def test_bad_result_variable_is_refused_before_the_request(modparam, http_server, result):
@@ -133,7 +133,7 @@ def test_redirect_before_any_request_is_empty(modparam):
     assert pv.get("$var(u)") == ""
 
 
-# --- KEMI exports ---------------------------------------------------------------------------------
+# --- KEMI exports -----------------------------------------------------------------------------
 
 def test_kemi_exports_do_not_expand(modparam, http_server):
     pv.sets("$var(v)", "42")

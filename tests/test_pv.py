@@ -20,7 +20,7 @@ def clean_store():
     pv.clear_fallback()
 
 
-# --- grammar ------------------------------------------------------------------------------
+# --- grammar ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, parts", [
     ("plain", ("plain",)),
@@ -58,7 +58,7 @@ def test_expand_reads_kamhttp_pvs():
     assert pv.expand("e=$curlerror(-5)") == "e=Bad CURL error code"
 
 
-# --- kamhttp's own PVs ----------------------------------------------------------------------------
+# --- kamhttp's own PVs ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, text", [
     ("$curlerror(-1)", "Bad CURL error code"),
@@ -100,7 +100,7 @@ def test_header_lookup_rules(name, value):
     assert pv.header_value(LINES, name) == value
 
 
-# --- result variable names -------------------------------------------------------------------------
+# --- result variable names --------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["$var(x)", "$avp(s:x)", "$(avp(x)[0])", "$xavp(r=>f)",
                                   "$shv(x)", "$ru", "$rU", "$du", "$dlg_var(k)", "$sht(t=>k)"])
@@ -117,7 +117,7 @@ def test_not_writable(name, why):
     assert why in pv.writable_error(name)
 
 
-# --- inside Kamailio: KSR --------------------------------------------------------------------------
+# --- inside Kamailio: KSR ---------------------------------------------------------------------
 
 class FakeKsr(types.ModuleType):
     """The KSR surface kamhttp uses (pv and logging), recording calls."""
