@@ -199,12 +199,13 @@ class _Sink:
 class Handle:
     """One reused pycurl handle and what was last applied to it."""
 
-    __slots__ = ("key", "curl", "sink", "conn", "settings", "profile", "custom", "nobody",
-                 "with_headers", "capturing")
+    __slots__ = ("key", "curl", "share", "sink", "conn", "settings", "profile", "custom",
+                 "nobody", "with_headers", "capturing")
 
     def __init__(self, key: Any, share: Any) -> None:
         self.key = key
         self.curl = pycurl.Curl()
+        self.share = share
         self.sink = _Sink()
         self.conn: Connection | None = None       # the objects the profile was built from
         self.settings: Settings | None = None
@@ -213,8 +214,6 @@ class Handle:
         self.nobody = False                       # only what was set gets unset
         self.with_headers = False
         self.capturing = False
-        if share is not None:
-            self.curl.setopt(pycurl.SHARE, share)
 
     def configure(self, profile: Profile) -> int:
         """Apply ``profile`` unless it is already in force (reset keeps live connections).
@@ -229,6 +228,8 @@ class Handle:
         curl.reset()
         self.custom = self.nobody = self.with_headers = self.capturing = False
         try:
+            if self.share is not None:
+                curl.setopt(pycurl.SHARE, self.share)
             profile.apply(curl)
         except pycurl.error as exc:
             log.error("Could not set CURL options. Library error (%s)", exc.args[-1])
