@@ -65,6 +65,10 @@ RUN_ARGUMENTS = (
         "kamailio.cfg: KSR.http_client, $curlerror and $httprhdr work as natively"),
     arg("--env", action="append", default=[], metavar="NAME=VALUE",
         help="an environment variable for the script (repeatable)"),
+    arg("--reply-route", default="ksr_reply_route", metavar="METHOD",
+        help="kemi.reply_route_callback: the handler method for replies ('' for none)"),
+    arg("--onsend-route", default="ksr_onsend_route", metavar="METHOD",
+        help="kemi.onsend_route_callback: the method t_relay calls ('' for none)"),
     arg("--timeout", type=float, default=60.0,
         help="seconds a run with forked workers may take (default 60)"),
 )

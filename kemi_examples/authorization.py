@@ -37,6 +37,10 @@ class kamailio:
     def child_init(self, rank):
         return 0
 
+    def ksr_onsend_route(self, msg):
+        # app_python3 calls it for each request it relays (kemi.onsend_route_callback)
+        return 1
+
     def ksr_request_route(self, msg):
         if not KSR.is_method_in("IM"):                 # INVITE and MESSAGE are checked
             KSR.tm.t_relay()

@@ -41,6 +41,10 @@ class kamailio:
     def child_init(self, rank):
         return 0
 
+    def ksr_onsend_route(self, msg):
+        # app_python3 calls it for each request it relays (kemi.onsend_route_callback)
+        return 1
+
     def ksr_request_route(self, msg):
         if KSR.is_OPTIONS():
             KSR.sl.sl_send_reply(200, "Keepalive")

@@ -25,6 +25,9 @@ class kamailio:
                  KSR.pv.get("$si"), KSR.pv.get("$sp"), KSR.pv.get("$hdr(X-Tenant)")))
         if KSR.pv.get("$rU") == "crash":
             raise RuntimeError("crash requested")
+        if KSR.pv.get("$rU") == "relay":
+            KSR.tm.t_relay()
+            return 1
         KSR.sl.sl_send_reply(486, "Busy Here")
         return 1
 """
@@ -74,3 +77,10 @@ def test_exit_statuses(script, tmp_path, capsys):
     assert "no such script file" in capsys.readouterr().err
     assert main(["run", str(script), "--env", "NOEQUALS"]) == 2
     assert "expected NAME=VALUE" in capsys.readouterr().err
+
+
+def test_kemi_callback_names(script, capsys):
+    assert main(["run", str(script), "--ruri", "sip:relay@example.com"]) == 1
+    assert "no attribute 'ksr_onsend_route'" in capsys.readouterr().out
+    assert main(["run", str(script), "--ruri", "sip:relay@example.com", "--onsend-route", ""]) == 0
+    assert "relay  sip:relay@example.com" in capsys.readouterr().out

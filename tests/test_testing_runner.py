@@ -41,6 +41,10 @@ class kamailio:
     def ksr_reply_route(self, msg):
         KSR.info("reply %s\\n" % msg.Status)
         return 1
+
+    def ksr_onsend_route(self, msg):
+        KSR.info("onsend %s\\n" % KSR.pv.get("$ru"))
+        return 1
 """
 
 
@@ -66,7 +70,8 @@ def test_in_process_run_records_routes_logs_replies_relays(counter):
     assert (first.route, first.outcome, first.returned, first.rank) == \
         ("ksr_request_route", "returned", 1, 1)
     assert first.relay.ruri == "sip:bob@example.com" and first.reply is None
-    assert first.log_text() == "INVITE #1"
+    assert first.log_text() == "INVITE #1\nonsend sip:bob@example.com"
+    assert first.events == ["ksr_onsend_route"]
     assert (second.reply.code, second.reply.reason, second.relays) == (200, "Keepalive", [])
     assert second.pvs["$var(count)"] == 2                 # $var kept across messages
     assert (third.route, third.log_text()) == ("ksr_reply_route", "reply 180")
@@ -208,9 +213,9 @@ def test_session_runs_message_by_message_with_environment(tmp_path):
                 return 1
         """)
     assert "TARGET_HOST" not in os.environ
-    with Session(script, env={"TARGET_HOST": "10.1.1.1"}) as session:
+    with Session(script, env={"TARGET_HOST": "10.1.1.1"}, onsend_route="") as session:
         first = session.send(sipmsg.invite("sip:bob@example.com"))
-        assert first.relay.ruri == "sip:bob@10.1.1.1"
+        assert first.relay.ruri == "sip:bob@10.1.1.1" and first.outcome == "returned"
         second = session.send("INVITE sip:carol@example.com SIP/2.0\r\n"
                               "Via: SIP/2.0/UDP h;branch=z9hG4bK-s\r\n"
                               "From: <sip:a@h>;tag=1\r\nTo: <sip:carol@example.com>\r\n"
@@ -218,3 +223,33 @@ def test_session_runs_message_by_message_with_environment(tmp_path):
         assert second.relay.ruri == "sip:carol@10.1.1.1"
     assert "TARGET_HOST" not in os.environ
     assert [m.index for m in session.transcript] == [0, 1]
+
+
+def test_relay_without_the_onsend_method_fails_as_in_app_python3(tmp_path):
+    script = write(tmp_path, "noonsend.py", """
+        import KSR
+        def mod_init():
+            return kamailio()
+        class kamailio:
+            def child_init(self, rank):
+                return 0
+            def ksr_request_route(self, msg):
+                KSR.tm.t_relay()
+                KSR.info("not reached\\n")
+                return 1
+        """)
+    t = run_script(script, [sipmsg.invite()])
+    assert t[0].outcome == "error" and t[0].relay is not None
+    assert "SystemError: <built-in function t_relay> returned a result with an exception " \
+        "set" in t[0].error
+    assert "AttributeError: 'kamailio' object has no attribute 'ksr_onsend_route'" in \
+        t[0].log_text("ERROR")
+    assert "not reached" not in t[0].log_text()
+    quiet = run_script(script, [sipmsg.invite()], onsend_route="")    # kemi.onsend_route_callback=""
+    assert quiet.ok and quiet[0].log_text() == "not reached"
+
+
+def test_reply_route_name_follows_kemi_reply_route_callback(counter):
+    reply = sipmsg.reply(sipmsg.invite(), 486, "Busy Here")
+    t = run_script(counter, [reply], reply_route="")
+    assert t[0].route == "(no reply route)" and t[0].logs == []

@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         transcript = run_script(args.script, messages * args.count, children=args.children,
-                                env=env, kamailio_cfg=args.kamailio_cfg, timeout=args.timeout)
+                                env=env, kamailio_cfg=args.kamailio_cfg, timeout=args.timeout,
+                                reply_route=args.reply_route, onsend_route=args.onsend_route)
     except ScriptError as exc:
         print(f"kamhttp run: the script did not start: {exc}", file=sys.stderr)
         return 2

@@ -76,13 +76,18 @@ class Emulator:
 
     ``native_http_client`` plays the C http_client module: ``KSR.http_client`` is kamhttp's,
     and ``KSR.pv`` answers ``$curlerror(n)`` and ``$httprhdr(name)`` (through kamhttp).
+    ``onsend_route`` is kemi.onsend_route_callback: the handler method t_relay calls for the
+    request it sends ("" for none); the runner sets ``handler``.
     """
 
-    def __init__(self, native_http_client: bool = False) -> None:
+    def __init__(self, native_http_client: bool = False,
+                 onsend_route: str = "ksr_onsend_route") -> None:
         self.worker = WorkerState(rank=0)
         self.startup = new_context(None, self.worker)
         self.ctx: MessageContext = self.startup
         self.foreign: pvars.Foreign = {}
+        self.handler: Any = None
+        self.onsend_route = onsend_route
         self.module = self._build()
         if native_http_client:
             import kamhttp
@@ -335,7 +340,24 @@ class Emulator:
                 return -1
         ctx.transaction = True
         ctx.record(ctx.relays, Relay(ruri, ctx.dst_uri or ruri, forwarded_text(ctx)))
+        self._onsend()
         return 1
+
+    def _onsend(self) -> None:
+        """kemi.onsend_route_callback for the request being sent.  app_python3 5.6 leaves a
+        missing method or an exception in it pending, so t_relay() raises SystemError."""
+        name, handler = self.onsend_route, self.handler
+        if not name or handler is None:
+            return
+        self.ctx.record(self.ctx.events, name)
+        try:
+            method = getattr(handler, name)
+            method(AppPythonMsg(self))
+        except Exception as exc:
+            self.log("ERROR", f"apy_exec: {name}: Unhandled exception in the Python code: "
+                              f"{type(exc).__name__}: {exc}")
+            raise SystemError("<built-in function t_relay> returned a result with an "
+                              "exception set") from exc
 
 
 def _args_problem(sig: str, args: tuple[Any, ...]) -> str | None:

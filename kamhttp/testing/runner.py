@@ -39,12 +39,16 @@ class _Script:
     """One loaded script: the emulator, the handler, and how to undo the loading."""
 
     def __init__(self, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
-                 kamailio_cfg: str | os.PathLike[str] | None = None) -> None:
+                 kamailio_cfg: str | os.PathLike[str] | None = None,
+                 reply_route: str = "ksr_reply_route",
+                 onsend_route: str = "ksr_onsend_route") -> None:
         self.path = pathlib.Path(path).resolve()
         if not self.path.is_file():
             raise ScriptError(f"{path}: no such script file")
         self.env = dict(env or {})
         self.kamailio_cfg = kamailio_cfg
+        self.reply_route = reply_route
+        self.onsend_route = onsend_route
         self.emulator: Emulator | None = None
         self.handler: Any = None
         self._undo = contextlib.ExitStack()
@@ -54,7 +58,8 @@ class _Script:
         undo = self._undo
         undo.enter_context(_environment(self.env))
         _fresh_kamhttp()
-        self.emulator = emulator = Emulator(native_http_client=self.kamailio_cfg is not None)
+        self.emulator = emulator = Emulator(native_http_client=self.kamailio_cfg is not None,
+                                            onsend_route=self.onsend_route)
         undo.enter_context(_sys_state(self.path, emulator))
         undo.enter_context(_trace_http(emulator))
         if self.kamailio_cfg is not None:
@@ -80,6 +85,7 @@ class _Script:
         if self.handler is None:
             raise ScriptError(f"{self.path}: mod_init() returned None; it must return the "
                               "handler object (e.g. 'return kamailio()')")
+        emulator.handler = self.handler
         _tag(emulator.startup.logs, "mod_init")
 
     def start_worker(self, rank: int) -> None:
@@ -103,22 +109,23 @@ class _Script:
         if isinstance(result, bool) or not isinstance(result, int) or result < 0:
             raise ScriptError(f"{self.path}: child_init({rank}) returned {result!r}; "
                               "app_python3 needs an int >= 0 (return 0), else Kamailio "
-                              "does not start")
+                              "does not start (\"method 'child_init' ... should return "
+                              "'int' type\", or init_child failed)")
 
     def serve(self, index: int, message: Message) -> MessageResult:
         """One message through its route, as app_python3 runs it."""
         if isinstance(message, str):
             message = parse(message)
         emulator = self.emulator
-        route = "ksr_request_route" if message.is_request else "ksr_reply_route"
+        route = "ksr_request_route" if message.is_request else self.reply_route
         ctx = emulator.begin(message)
         msg = AppPythonMsg(emulator)
         outcome, returned, error = "returned", None, None
         try:
-            function = getattr(self.handler, route, None)
-            if function is None:
+            function = getattr(self.handler, route, None) if route else None
+            if function is None and route:
                 ctx.log("ERROR", f"the handler has no {route}(msg) method")
-            else:
+            elif function is not None:
                 returned = function(msg)
         except SystemExit:             # sys.exit(): app_python3's way to the cfg exit
             outcome = "exit"
@@ -128,7 +135,7 @@ class _Script:
             msg._invalidate()
             emulator.end()
         return MessageResult(
-            index=index, rank=emulator.worker.rank, route=route,
+            index=index, rank=emulator.worker.rank, route=route or "(no reply route)",
             summary=_summary(message), outcome=outcome, returned=_plain(returned), error=error,
             replies=ctx.replies, relays=ctx.relays, logs=ctx.logs, http=ctx.http,
             events=ctx.events, timeline=ctx.timeline, pvs=_snapshot(ctx))
@@ -143,9 +150,8 @@ class Session:
     Use it as a context manager; closing restores sys.modules, sys.path and the environment.
     """
 
-    def __init__(self, script: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
-                 kamailio_cfg: str | os.PathLike[str] | None = None) -> None:
-        self._script = _Script(script, env=env, kamailio_cfg=kamailio_cfg)
+    def __init__(self, script: str | os.PathLike[str], **options: Any) -> None:
+        self._script = _Script(script, **options)
         self.transcript = Transcript(str(script), children=1)
 
     def __enter__(self) -> "Session":
@@ -177,24 +183,25 @@ class Session:
 
 
 def run_script(script: str | os.PathLike[str], messages: Iterable[Message], *,
-               children: int = 1, env: Mapping[str, str] | None = None,
-               kamailio_cfg: str | os.PathLike[str] | None = None,
-               timeout: float = 60.0) -> Transcript:
+               children: int = 1, timeout: float = 60.0, **options: Any) -> Transcript:
     """Run ``messages`` through ``script`` and return the transcript.
 
-    ``kamailio_cfg`` plays the C http_client module loaded by that kamailio.cfg (its
-    modparam lines): ``KSR.http_client`` and ``$curlerror``/``$httprhdr`` work as natively.
+    Options (also for :class:`Session`): ``env`` - environment variables for the run;
+    ``kamailio_cfg`` - play the C http_client module loaded by that kamailio.cfg (its modparam
+    lines): ``KSR.http_client`` and ``$curlerror``/``$httprhdr`` work as natively;
+    ``reply_route`` and ``onsend_route`` - Kamailio's kemi.reply_route_callback and
+    kemi.onsend_route_callback ("ksr_reply_route", "ksr_onsend_route"; "" for none).
     Raises ScriptError when the script cannot start (import, mod_init, child_init).
     """
     if children < 1:
         raise ValueError(f"children must be >= 1, not {children}")
     items = [parse(m) if isinstance(m, str) else m for m in messages]
     if children == 1:
-        with Session(script, env=env, kamailio_cfg=kamailio_cfg) as session:
+        with Session(script, **options) as session:
             for message in items:
                 session.send(message)
         return session.transcript
-    loaded = _Script(script, env=env, kamailio_cfg=kamailio_cfg)
+    loaded = _Script(script, **options)
     try:
         loaded.load()
         transcript = Transcript(str(script), children=children,
