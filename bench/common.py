@@ -85,10 +85,11 @@ http {{
 @dataclass
 class Nginx:
     """A private nginx on 127.0.0.1: ``/ok`` answers "ok\\n" (200), ``/status/404`` and
-    ``/status/500`` their codes, ``/big`` 100 MB. HTTPS is TLS 1.3 only, ECDSA P-256, signed by
+    ``/status/500`` their codes, ``/big`` 100 MB of text (with ``big=True``). HTTPS is TLS 1.3 only, ECDSA P-256, signed by
     a CA whose file is ``cafile``. Stopped by its PID."""
 
     workers: int = 1
+    big: bool = False           # write the 100 MB file behind /big (the memory benchmark)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kamhttp-bench-")))
     http_port: int = 0
     https_port: int = 0
@@ -116,14 +117,15 @@ class Nginx:
         for extra in cert.cert_chain_pems[1:]:
             extra.write_to_path(str(self.tmp / "server.pem"), append=True)
         cert.private_key_pem.write_to_path(str(self.tmp / "server.key"))
-        with open(self.tmp / "big.bin", "wb") as f:
-            f.truncate(BIG_BYTES)  # sparse: served from the page cache, no disk traffic
+        if self.big:
+            self._write_big()
+        os.chmod(self.tmp, 0o755)  # nginx's workers run as an unprivileged user
         self.http_port, self.https_port = free_port(), free_port()
         conf = self.tmp / "nginx.conf"
         conf.write_text(_NGINX_CONF.format(workers=self.workers, tmp=self.tmp,
                                            http=self.http_port, https=self.https_port))
         self.proc = subprocess.Popen([NGINX, "-p", str(self.tmp), "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(self.http_port)
             wait_port(self.https_port)
@@ -131,6 +133,13 @@ class Nginx:
             self.stop()
             raise RuntimeError(f"nginx did not start: {(self.tmp / 'error.log').read_text()!r}")
         return self
+
+    def _write_big(self) -> None:
+        line = b"kamhttp benchmark: a long response body, one line of 64 bytes..\n"
+        with open(self.tmp / "big.bin", "wb") as f:  # text: a result stops at a NUL byte
+            for _ in range(BIG_BYTES // (len(line) * 1024)):
+                f.write(line * 1024)
+        os.chmod(self.tmp / "big.bin", 0o644)
 
     def pids(self) -> list[int]:
         """The master and its workers (for CPU accounting)."""

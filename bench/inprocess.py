@@ -189,6 +189,16 @@ def block(call: Call, n: int) -> tuple[float, float]:
     return ((time.process_time() - c0) * 1e6 / n, (time.perf_counter() - t0) * 1e6 / n)
 
 
+def calibrate(call: Call, seconds: float) -> float:
+    """Wall microseconds per call, from calls repeated for about ``seconds`` (at least 3,
+    at most 10,000 calls), after the first connection was made."""
+    calls, t0 = 0, time.perf_counter()
+    while calls < 3 or (time.perf_counter() - t0 < seconds and calls < 10_000):
+        call()
+        calls += 1
+    return max((time.perf_counter() - t0) * 1e6 / calls, 1.0)
+
+
 def run(variants: list[Variant], rounds: int, budget: float, min_calls: int) -> None:
     """Warm up and size each variant, then the interleaved rounds."""
     for v in variants:
@@ -197,8 +207,7 @@ def run(variants: list[Variant], rounds: int, budget: float, min_calls: int) -> 
         status = v.call()
         if status != 200:
             raise SystemExit(f"{v.name}: the warm-up call returned {status}, expected 200")
-        _, wall = block(v.call, max(3, min_calls // 4))
-        v.calls = max(min_calls, int(budget * 1e6 / max(wall, 1.0)))
+        v.calls = max(min_calls, int(budget * 1e6 / calibrate(v.call, budget / 10)))
     for r in range(rounds):
         for v in rotate(variants, r):
             v.before()
