@@ -156,6 +156,12 @@ def _timeout(settings: Settings, timeout: int) -> tuple[int | None, int]:
     return None, 0
 
 
+def _error_code(exc: Exception) -> int:
+    """The CURLcode of a pycurl error; 43 (bad argument) for pycurl's own refusals."""
+    code = exc.args[0] if exc.args else None
+    return code if isinstance(code, int) else pycurl.E_BAD_FUNCTION_ARGUMENT
+
+
 def _b(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
@@ -199,13 +205,14 @@ class _Sink:
 class Handle:
     """One reused pycurl handle and what was last applied to it."""
 
-    __slots__ = ("key", "curl", "share", "sink", "conn", "settings", "profile", "custom",
-                 "nobody", "with_headers", "capturing")
+    __slots__ = ("key", "curl", "sink", "conn", "settings", "profile", "custom", "nobody",
+                 "with_headers", "capturing")
 
     def __init__(self, key: Any, share: Any) -> None:
         self.key = key
         self.curl = pycurl.Curl()
-        self.share = share
+        if share is not None:          # kept by curl_easy_reset, like live connections
+            self.curl.setopt(pycurl.SHARE, share)
         self.sink = _Sink()
         self.conn: Connection | None = None       # the objects the profile was built from
         self.settings: Settings | None = None
@@ -228,13 +235,11 @@ class Handle:
         curl.reset()
         self.custom = self.nobody = self.with_headers = self.capturing = False
         try:
-            if self.share is not None:
-                curl.setopt(pycurl.SHARE, self.share)
             profile.apply(curl)
         except pycurl.error as exc:
             log.error("Could not set CURL options. Library error (%s)", exc.args[-1])
             self.conn = self.settings = None
-            return exc.args[0]
+            return _error_code(exc)
         curl.setopt(pycurl.WRITEFUNCTION, self.sink.write)
         self.profile = profile
         return 0
@@ -319,15 +324,14 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
             handle.capturing = False
     except (pycurl.error, ValueError) as exc:      # ValueError: a NUL byte in a string
         handle.profile = handle.conn = handle.settings = None   # re-apply all next time
-        code = exc.args[0] if isinstance(exc, pycurl.error) else pycurl.E_BAD_FUNCTION_ARGUMENT
-        return curl_failure(code, url)
+        return curl_failure(_error_code(exc), url)
     sink = handle.sink
     sink.reset(handle.profile.maxdatasize)
     try:
         curl.perform()
         code = 0
     except pycurl.error as exc:
-        code = exc.args[0]
+        code = _error_code(exc)
         if code == pycurl.E_WRITE_ERROR and sink.overflow:
             code = 0                    # stopped on purpose at the size cap
     if code:
