@@ -178,8 +178,8 @@ def test_unknown_functions_raise_naming_them(em):
     with pytest.raises(KsrEmulationError, match="kamhttp.install"):
         ksr.http_client.query("http://x/", "$var(r)")
     assert not hasattr(ksr, "http_client")
-    with pytest.raises(KsrEmulationError, match="modf"):
-        ksr.x.modf("sl_send_reply", "200", "OK")
+    with pytest.raises(KsrEmulationError, match=r"call_function\('record_route'\)"):
+        ksr.x.modf("record_route")
 
 
 def test_logging_is_captured_with_kamailio_levels(em):
@@ -286,6 +286,10 @@ def test_app_python3_msg_object(em):
     assert em.ctx.replies[-1].code == 403
     with pytest.raises(KsrEmulationError, match="call_function\\('record_route'\\)"):
         msg.call_function("record_route")
+    assert em.module.x.modf("sl_send_reply", "404", "Not Here") == 1   # = call_function
+    assert em.ctx.replies[-1].reason == "Not Here"
+    clone = msg.copy()
     msg._invalidate()
     with pytest.raises(RuntimeError, match="self->msg is NULL"):
         msg.Method
+    assert clone.Method == "INVITE"

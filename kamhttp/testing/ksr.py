@@ -211,9 +211,8 @@ class Emulator:
         return lambda: self.ctx.message.method == method
 
     def _modf(self, *args: Any) -> Any:
-        name = args[0] if args else "?"
-        raise KsrEmulationError(f"KSR.x.modf({name!r}, ...) calls a native cfg function; "
-                                "kamhttp.testing emulates none through modf")
+        """KSR.x.modf(name, ...): app_python3 runs it as msg.call_function(name, ...)."""
+        return AppPythonMsg(self).call_function(*args)
 
     def _event(self, name: str) -> Callable[..., int]:
         def record(*args: Any) -> int:
@@ -436,6 +435,11 @@ class AppPythonMsg:
 
     def _invalidate(self) -> None:
         self._ctx = None
+
+    def copy(self) -> "AppPythonMsg":
+        clone = AppPythonMsg(self._emulator)
+        clone._ctx = self._context()
+        return clone
 
     @property
     def Type(self) -> str:
