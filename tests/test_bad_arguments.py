@@ -330,3 +330,30 @@ def test_headers_clear_takes_no_argument_or_one_ignored(setup):
     assert kamhttp.http_client_response_headers_clear() == 1
     assert kamhttp.http_client_response_headers_clear("x") == 1
     assert K.response_headers_clear() == 1
+
+
+# --- the Pythonic request() -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, url, headers", [
+    ("GET /smuggled HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", "/echo", None),
+    ("G T", "/echo", None),
+    ("GE\x00T", "/echo", None),
+    ("GET", "/echo", {"X-A": "1\r\nX-Injected: 1"}),
+    ("GET", "/echo", {"X-A\r\nX-Injected": "1"}),
+    ("GET", "/echo", {"X-A": "1\x00"}),
+    ("GET", None, None),
+    (None, "/echo", None),
+    ("GET", 7, None),
+], ids=["method-CRLF", "method-space", "method-NUL", "header-value-CRLF", "header-name-CRLF",
+        "header-value-NUL", "url-None", "method-None", "url-int"])
+def test_request_refuses_what_would_inject(method, url, headers, setup, caplog, http_server,
+                                          h2c_server):
+    """request() is called from routing scripts too: a bad argument is a logged -1 and
+    nothing is sent, never an exception or an injected header or request. (A list of raw
+    header lines keeps the hdrs semantics: CRLF inside one line sends two headers.)"""
+    target = f"{http_server.url}{url}" if isinstance(url, str) else url
+    http_server.clear()
+    result = kamhttp.request(method, target, headers=headers)
+    assert result.code == -1
+    assert requests(http_server, h2c_server) == []
+    assert_one_clear_line(caplog)
