@@ -445,9 +445,19 @@ def request(method: str, url: str, *, connection: str | None = None,
     """Make a request and get a :class:`Result`.  With ``connection`` the URL is a path
     joined to that connection's base URL and the connection's settings (credentials,
     timeout, failover...) apply; without, the module defaults apply.  Never raises for a
-    failed request: look at ``status``/``curl_code``."""
+    failed request: look at ``status``/``curl_code``; a bad argument is logged and gives
+    ``code`` -1 without a request."""
+    try:
+        method, url = _method(method), _str(url, "url")
+        if connection is not None:
+            _str(connection, "connection")
+        if body is not None and not isinstance(body, (bytes, str)):
+            raise _BadArgument(f"body must be bytes or str, not {printable(repr(body))}")
+        extra = _header_lines(headers)
+    except _BadArgument as exc:
+        log.error("request: %s", exc)
+        return Result(code=-1)
     payload = _encode(body) if isinstance(body, str) else body
-    extra = _header_lines(headers)
     verb = None if (method == "GET" and not payload) or (method == "POST" and payload) \
         else method
     if connection is not None:
@@ -468,11 +478,24 @@ def request(method: str, url: str, *, connection: str | None = None,
 
 
 def _header_lines(headers: Mapping[str, str] | Iterable[str] | None) -> list[bytes] | None:
+    """Header list entries: a mapping gives one checked field each; raw lines are passed
+    whole, like the hdrs argument (a CRLF inside one sends two headers)."""
     if not headers:
         return None
     if isinstance(headers, Mapping):
-        return [_encode(f"{name}: {value}") for name, value in headers.items()]
-    return [_encode(line) for line in headers]
+        lines = []
+        for name, value in headers.items():
+            if not isinstance(name, str) or not name or not _TOKEN.issuperset(name):
+                raise _BadArgument(f"header name {printable(repr(name))} is not a token")
+            value = _str(value, f"header {name}")
+            if "\r" in value or "\n" in value or "\x00" in value:
+                raise _BadArgument(f"header {name} value {printable(repr(value))} contains "
+                                   "CR, LF or NUL")
+            lines.append(_encode(f"{name}: {value}"))
+        return lines
+    if isinstance(headers, (str, bytes)):
+        raise _BadArgument("headers must be a mapping or a list of lines, not one string")
+    return [_encode(_str(line, "header line")) for line in headers]
 
 
 def _final_headers(lines: list[bytes]) -> list[tuple[str, str]]:
