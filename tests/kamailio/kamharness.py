@@ -145,7 +145,7 @@ class Kamailio:
         return cmd
 
     def start(self, ready_timeout: float = 20.0) -> "Kamailio":
-        """Start and wait (bounded) until a SIP request gets any reply."""
+        """Start, and wait (bounded) until it is ready (see ``ready``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
@@ -232,7 +232,7 @@ class Kamailio:
     def python_errors(self) -> list[str]:
         """Lines of the log where the embedded Python raised."""
         return [line for line in self.log().splitlines()
-                if "Traceback" in line or "app_python3" in line and "ERROR" in line]
+                if "Traceback" in line or ("app_python3" in line and "ERROR" in line)]
 
     def __enter__(self) -> "Kamailio":
         return self.start()
