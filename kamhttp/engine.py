@@ -14,8 +14,9 @@ Nothing here raises into a routing script: every failure is a return code.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pycurl
 
@@ -484,10 +485,47 @@ def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str |
     return Outcome(response.code, body, response)
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request attempt as an observer sees it (the testing kit's transcript)."""
+
+    url: str
+    method: str | None
+    body: bytes | None
+    connection: str | None
+    response: Response
+    seconds: float
+
+
+_observers: list[Callable[[Attempt], None]] = []
+
+
+def observe(callback: Callable[[Attempt], None]) -> Callable[[], None]:
+    """Call ``callback`` after every attempt of this process; returns the function that
+    stops it.  With no observer the request path pays one list test."""
+    _observers.append(callback)
+    return lambda: _observers.remove(callback)
+
+
 def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
              method: str | None, body: bytes | None, headers: list[bytes],
              details: bool, setup_error: int) -> Response:
     """One attempt: header capture per the response_headers flag, $curlredirect, counters."""
+    if _observers:
+        start = time.perf_counter()
+        response = _attempt(state, settings, handle, url, method, body, headers, details,
+                            setup_error)
+        attempt = Attempt(url, method, body, handle.conn.name if handle.conn else None,
+                          response, time.perf_counter() - start)
+        for callback in tuple(_observers):
+            callback(attempt)
+        return response
+    return _attempt(state, settings, handle, url, method, body, headers, details, setup_error)
+
+
+def _attempt(state: ProcessState, settings: Settings, handle: Handle, url: str,
+             method: str | None, body: bytes | None, headers: list[bytes],
+             details: bool, setup_error: int) -> Response:
     flag = state.headers_flag if state.headers_flag is not None else settings.response_headers
     sink: list[bytes] | None = None
     if flag:

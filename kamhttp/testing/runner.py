@@ -390,16 +390,9 @@ def _fresh_kamhttp() -> None:
     """A new Kamailio start: kamhttp's configuration and this process's state reset."""
     if "kamhttp.config" not in sys.modules:
         return
-    from kamhttp import config, engine, state
+    from kamhttp import config, state
     config.reset()
-    if state.peek() is not None:
-        engine.close_all()
-        current = state.peek()
-        current.redirect_url.clear()
-        current.content_type.clear()
-        current.header_lines = []
-        current.headers_flag = None
-        current.last_url = ""
+    state.reset()
 
 
 @contextlib.contextmanager
@@ -410,26 +403,21 @@ def _trace_http(emulator: Emulator) -> Iterator[None]:
     except ImportError:
         yield
         return
-    original = engine._perform
 
-    def traced(state: Any, settings: Any, handle: Any, url: str, method: str | None,
-               body: bytes | None, *rest: Any) -> Any:
-        start = time.perf_counter()
-        response = original(state, settings, handle, url, method, body, *rest)
-        conn = getattr(handle, "conn", None)
+    def record(attempt: Any) -> None:
+        response = attempt.response
         ctx = emulator.ctx
         ctx.record(ctx.http, HttpCall(
-            method=method or ("POST" if body else "GET"), url=url,
+            method=attempt.method or ("POST" if attempt.body else "GET"), url=attempt.url,
             status=None if response.curl_code else response.status,
-            curl_code=response.curl_code, seconds=time.perf_counter() - start,
-            connection=getattr(conn, "name", None)))
-        return response
+            curl_code=response.curl_code, seconds=attempt.seconds,
+            connection=attempt.connection))
 
-    engine._perform = traced
+    stop = engine.observe(record)
     try:
         yield
     finally:
-        engine._perform = original
+        stop()
 
 
 def _tag(lines: list[LogLine], origin: str) -> None:
