@@ -39,6 +39,7 @@ CAP = 1000
 
 CURL_TEXT = {  # curl_easy_strerror() of the libcurl 8 bundled with pycurl
     1: "Unsupported protocol",
+    35: "SSL connect error",
     7: "Could not connect to server",
     16: "Error in the HTTP2 framing layer",
     18: "Transferred a partial file",
@@ -57,6 +58,10 @@ class FixedFaultServer(FaultServer):
     """Applies one fault to every connection, whatever the client sent: what an HTTP/2
     prior-knowledge client (which sends no HTTP/1 request line) meets."""
 
+    SLOW = {"slow-headers": {"interval": ["5"]}, "trickle": {"interval": ["5"]}}
+    """Slow faults send their first bytes at once and the rest after the client's timeout,
+    so that what the client has seen when it gives up does not depend on the machine."""
+
     def __init__(self, fault: str) -> None:
         super().__init__()
         self.fault = fault
@@ -67,7 +72,22 @@ class FixedFaultServer(FaultServer):
             sock.recv(65536)
         except OSError:
             return
-        self.faults[self.fault](sock, {})
+        self.faults[self.fault](sock, self.SLOW.get(self.fault, {}))
+        if self.fault != "reset":
+            _close_gracefully(sock)
+
+
+def _close_gracefully(sock: socket.socket) -> None:
+    """FIN, then read what the client still sends until it closes: closing with unread data
+    would send a RST, and the client would meet that instead of the fault."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(2)
+        for _ in range(1000):              # bounded; ends at the client's close
+            if not sock.recv(65536):
+                return
+    except OSError:
+        return
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +145,10 @@ def tls_faults(tls_files: servers.TlsFiles) -> Iterator[TlsFaults]:
 
 
 V2PK_WIRE_FAULTS = {  # what an HTTP/2 prior-knowledge client gets from an HTTP/1 fault
-    "silent": 28, "slow-headers": 28, "1xx": 28,    # no complete frame: waits until the timeout
-    "trickle": 16, "reset": 16, "close": 16, "garbage": 16, "bad-chunked": 16,
+    "silent": 28, "slow-headers": 28, "trickle": 28, "1xx": 28,  # no complete frame yet:
+    #                                                 it waits until the timeout
+    "reset": (16, 55, 56),                           # the RST may beat the HTTP/1 bytes
+    "close": 16, "garbage": 16, "bad-chunked": 16,
     "huge-headers": 16, "wrong-length": 16,          # not HTTP/2: framing error at once
 }
 
@@ -169,8 +191,8 @@ def faults(fault_server, http_server, h2c_server, https_server, https_untrusted_
            https_client_cert_server, tls_faults, fixed_faults) -> dict[str, Fault]:
     f, h, h2 = fault_server.url, http_server.url, h2c_server.url
     refused = fault_server.refused_url
-    tls_client_cert = (55, 56)   # TLS 1.3: the server's "certificate required" alert is met
-    #                              by whichever of send or receive comes first
+    tls_client_cert = (35, 55, 56)  # the server's "certificate required" alert is met by the
+    #                                 handshake, a send or a receive, whichever comes first
     wire = {name: Fault(f, f"/fault/{name}", code, fixed_faults[name].url + "/x",
                         V2PK_WIRE_FAULTS[name])
             for name, code in (("silent", 28), ("reset", 56), ("close", 52), ("garbage", 1),
@@ -181,7 +203,7 @@ def faults(fault_server, http_server, h2c_server, https_server, https_untrusted_
         "slow-headers": Fault(f, "/fault/slow-headers?interval=0.1", 28,
                               fixed_faults["slow-headers"].url + "/x", 28),
         "trickle": Fault(f, "/fault/trickle?interval=0.1", 28,
-                         fixed_faults["trickle"].url + "/x", 16),
+                         fixed_faults["trickle"].url + "/x", 28),
         "slow-answer": Fault(h, "/slow?delay=5", 28, h2 + "/slow?delay=5", 28),
         "redirect-loop": Fault(h, "/loop", 47, h2 + "/loop", 47),
         "redirect-ftp": Fault(f, "/fault/redirect-ftp", 1,
