@@ -77,7 +77,10 @@ def bare_pycurl():
         buf = io.BytesIO()
         handle.setopt(pycurl.URL, URL)
         handle.setopt(pycurl.WRITEDATA, buf)
-        handle.perform()
+        try:
+            handle.perform()
+        except pycurl.error as exc:
+            return exc.args[0]
         KSR.pv.sets(RESULT, buf.getvalue().decode("utf-8", "replace"))
         return handle.getinfo(pycurl.RESPONSE_CODE)
     return call
