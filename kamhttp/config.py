@@ -33,11 +33,8 @@ from .connection import Connection, ConnectionSpec
 from .errors import ConfigError
 from .httpcon import parse_httpcon
 from .kamailiocfg import read_modparams
-from .params import Settings, coerce
+from .params import Settings, Statement, coerce
 from .yamlconfig import read_yaml
-
-Statement = tuple[str, Any, str]
-"""One modparam line: name, value, source ("file:line" or "modparam NAME")."""  
 
 KINDS = ("yaml", "config_file", "kamailio_cfg")
 DEFAULT_KAMAILIO_CFG = "/etc/kamailio/kamailio.cfg"

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
+from .params import Statement
 
 MODULE = "http_client"
 EAT = " \t\b\r"
@@ -31,10 +32,13 @@ DEFINE = re.compile(r"(?:#!|!!)(define|def|trydefine|trydef|redefine|redef)[ \t\
 IFDEF = re.compile(r"(?:#!|!!)(ifdef|ifndef)[ \t\b\r]+([A-Za-z_][A-Za-z0-9_]*)[ \t\b\r]*(\n|\Z)")
 ELSE_ENDIF = re.compile(r"(?:#!|!!)(else|endif)[ \t\b\r]*(\n|\Z)")
 INCLUDE = re.compile(r"(?:#!|!!)?(include_file|import_file)\b")
+FILE_NAME = re.compile(r"[^ \t\r\n]+")
+HEX_ESCAPE = re.compile(r"x([0-9a-fA-F]{1,2})")
+OCTAL_ESCAPE = re.compile(r"[0-7]{2,3}")
+PVAR_NAME = re.compile(r"[A-Za-z0-9_.]*")
 STRING_ESCAPES = {"n": "\n", "r": "\r", "a": "\a", "t": "\t", '"': '"', "\\": "\\"}
 MAX_INCLUDE_DEPTH = 10
 MAX_EXPANSIONS = 100_000
-Statement = tuple[str, Any, str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +220,7 @@ class Scanner:
         frame = self.frame
         while frame.pos < len(frame.text) and frame.text[frame.pos] in " \t":
             self._advance()
-        match = re.compile(r"[^ \t\r\n]+").match(frame.text, frame.pos)
+        match = FILE_NAME.match(frame.text, frame.pos)
         if match is None:
             raise _Error(where, f"{kind} needs a file name", valid=f'{kind} "file.cfg"')
         self._advance(match.end() - frame.pos)
@@ -268,10 +272,10 @@ class Scanner:
         if char == "\n":
             self._advance()
             return ""
-        if match := re.compile(r"x([0-9a-fA-F]{1,2})").match(frame.text, frame.pos):
+        if match := HEX_ESCAPE.match(frame.text, frame.pos):
             self._advance(match.end() - frame.pos)
             return chr(int(match.group(1), 16))
-        if match := re.compile(r"[0-7]{2,3}").match(frame.text, frame.pos):
+        if match := OCTAL_ESCAPE.match(frame.text, frame.pos):
             self._advance(match.end() - frame.pos)
             return chr(int(match.group(), 8) & 0xFF)
         return "\\"                                          # kept, as Kamailio does
@@ -288,7 +292,7 @@ class Scanner:
         where, frame = self.where(), self.frame
         start = frame.pos
         self._advance()
-        word = re.compile(r"[A-Za-z0-9_.]*").match(frame.text, frame.pos)
+        word = PVAR_NAME.match(frame.text, frame.pos)
         self._advance(word.end() - frame.pos)
         if frame.text.startswith("(", frame.pos):
             depth = 0

@@ -162,6 +162,11 @@ Settings.__doc__ = """The values of every value-modparam at one point of the loa
 with the defaults of PARAMS."""
 
 
+Statement = tuple[str, Any, str]
+"""One modparam line as the loaders deliver it: name, value, and its source ("file:line", or
+"modparam NAME" for kamhttp.modparam())."""
+
+
 def coerce(name: str, value: Any, source: str) -> Any:
     """Check a modparam value against the table and return it in its type.
 

@@ -26,10 +26,10 @@ from .cfgfile import BOOLEANS, PATH_KEYS, TLS_NAMES, TLS_VERSIONS, resolve_file_
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, \
     invalid_value, parse_base_url
 from .errors import ConfigError
+from .params import Statement
 
 TOP_LEVEL = ("modparams", "connections")
 NAME = re.compile(r"[^\s=]+\Z")
-Statement = tuple[str, Any, str]
 
 
 def read_yaml(path: pathlib.Path
