@@ -2,12 +2,13 @@
 finalize (duplicates, failovers), current(), reset(), http_connection_exists()."""
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
 
 import kamhttp
-from kamhttp import config
+from kamhttp import config, pv
 from kamhttp.errors import ConfigError
 from kamhttp.params import DEFAULT_USERAGENT, Settings
 
@@ -184,3 +185,21 @@ def test_concurrent_modparams_all_apply():
     for t in threads:
         t.join(timeout=10)
     assert set(config.current().connections) == set(names)
+
+
+def test_loading_after_requests_is_seen_at_the_next_call(monkeypatch, http_server):
+    """A load after requests publishes a new generation; the next request uses it (a
+    redefined connection's new URL and settings, a new connection at once)."""
+    monkeypatch.delitem(sys.modules, "KSR", raising=False)
+    kamhttp.modparam("httpcon", f"api=>{http_server.url}/code/200?body=first")
+    assert kamhttp.http_connect("api", "", "$var(r)") == 200
+    assert pv.get("$var(r)") == "first"
+    generation = config.current().generation
+    kamhttp.reset()
+    kamhttp.modparam("httpcon", f"api=>{http_server.url}/code/200?body=second")
+    kamhttp.modparam("httpcon", f"new=>{http_server.url}/code/201?body=new")
+    assert kamhttp.http_connect("api", "", "$var(r)") == 200
+    assert pv.get("$var(r)") == "second"
+    assert kamhttp.http_connect("new", "", "$var(r)") == 201
+    assert config.current().generation > generation
+    pv.clear_fallback()
