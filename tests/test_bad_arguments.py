@@ -357,3 +357,24 @@ def test_request_refuses_what_would_inject(method, url, headers, setup, caplog, 
     assert result.code == -1
     assert requests(http_server, h2c_server) == []
     assert_one_clear_line(caplog)
+
+
+# --- the developer API ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda url: kamhttp.api.http_connect(None, "/echo"),
+    lambda url: kamhttp.api.http_connect("api", 7),
+    lambda url: kamhttp.api.http_connect("api", "/echo", "text/plain\r\nX-Injected: 1", "d"),
+    lambda url: kamhttp.api.http_client_query(None),
+    lambda url: kamhttp.api.http_client_query(url, 5),
+    lambda url: kamhttp.api.http_client_query(url, "d", 5),
+    lambda url: kamhttp.api.http_client_query_c(url, "d", "text/plain\r\nX-Injected: 1", None),
+    lambda url: kamhttp.api.http_client_query_c(url, "d", "text/\x00plain", None),
+], ids=["connect-None", "connect-int-url", "connect-ctype-CRLF", "query-None", "query-int-post",
+        "query-int-hdrs", "query_c-ctype-CRLF", "query_c-ctype-NUL"])
+def test_developer_api_refuses_bad_arguments(call, setup, caplog, http_server, h2c_server):
+    """The API of the Developer Guide follows the same rule: (-1, b"") and a log line,
+    nothing sent, nothing injected."""
+    assert call(f"{http_server.url}/echo") == (-1, b"")
+    assert requests(http_server, h2c_server) == []
+    assert_one_clear_line(caplog)
