@@ -358,14 +358,21 @@ def http_get_content_type(connection: str) -> str | None:
 
 class _Api:
     """The C module's API struct: calls that return ``(code, body bytes)``; 0 is not
-    turned into -1 here, as in C."""
+    turned into -1 here, as in C.  A bad argument is logged and gives ``(-1, b"")``."""
 
     @staticmethod
     def http_connect(connection: str, url: str | None = None, content_type: str | None = None,
                      post: str | bytes | None = None) -> tuple[int, bytes]:
         """GET when post is None or empty, else POST with ``Content-Type: content_type``
         (text/plain when None)."""
-        body = _encode(post) if isinstance(post, str) else post
+        try:
+            connection = _str(connection, "connection")
+            url = None if url is None else _str(url, "url")
+            content_type = None if content_type is None else _content_type(content_type)
+            body = _body(post, "post")
+        except _BadArgument as exc:
+            log.error("api.http_connect: %s", exc)
+            return -1, b""
         if body and content_type is None:
             content_type = "text/plain"
         outcome = engine.connection_request(connection, url, content_type, body or None)
@@ -381,7 +388,14 @@ class _Api:
     def http_client_query_c(url: str, post: str | bytes | None, ctype: str | None,
                             hdrs: str | None) -> tuple[int, bytes]:
         """As http_client_query, plus a ``Content-Type: ctype`` entry when post is given."""
-        body = _encode(post) if isinstance(post, str) else post
+        try:
+            url = _str(url, "url")
+            body = _body(post, "post")
+            ctype = None if ctype is None else _content_type(ctype)
+            hdrs = None if hdrs is None else _str(hdrs, "hdrs")
+        except _BadArgument as exc:
+            log.error("api.http_client_query: %s", exc)
+            return -1, b""
         extra = [_encode(f"Content-Type: {ctype}")] if body and ctype is not None else None
         outcome = engine.direct_request(url, None, body or None, hdrs or None, extra=extra)
         return outcome.code, outcome.body
@@ -392,6 +406,15 @@ class _Api:
 
 api = _Api()
 """The developer API (``httpc_load_api`` in C)."""
+
+
+def _body(post: Any, what: str) -> bytes | None:
+    """A request body given as str (sent UTF-8) or bytes; None for no body."""
+    if post is None or isinstance(post, bytes):
+        return post
+    if isinstance(post, str):
+        return _encode(post)
+    raise _BadArgument(f"{what} must be str or bytes, not {printable(repr(post))}")
 
 
 # ------------------------------------------------------------------------------------------
