@@ -85,8 +85,8 @@ http {{
 @dataclass
 class Nginx:
     """A private nginx on 127.0.0.1: ``/ok`` answers "ok\\n" (200), ``/status/404`` and
-    ``/status/500`` their codes, ``/big`` 100 MB of text (with ``big=True``). HTTPS is TLS 1.3 only, ECDSA P-256, signed by
-    a CA whose file is ``cafile``. Stopped by its PID."""
+    ``/status/500`` their codes, ``/big`` 100 MB of text (with ``big=True``). HTTPS is TLS 1.3
+    only, ECDSA P-256, signed by a CA whose file is ``cafile``. Stopped by its PID."""
 
     workers: int = 1
     big: bool = False           # write the 100 MB file behind /big (the memory benchmark)

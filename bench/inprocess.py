@@ -279,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.rounds} rounds, A/B interleaved; medians over rounds.\n")
         for title, tls in sections:
             url, ca = nginx.url("/ok", tls), (nginx.cafile if tls else None)
-            variants = [Variant("pycurl reused handle", lambda: pycurl_reused(url, ca), group="pycurl")]
+            variants = [Variant("pycurl reused handle", lambda: pycurl_reused(url, ca),
+                                group="pycurl")]
             if tls:
                 variants.append(Variant("pycurl new handle per call",
                                         lambda: pycurl_fresh(url, ca), group="pycurl"))

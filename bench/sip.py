@@ -243,7 +243,8 @@ def report(g: dict, nginx_workers: int) -> str:
         ref = by.get(_c_counterpart(v))
         rows.append([
             v["label"], f"{rate.median:,.0f}", f"{rate.spread_pct:.0f}%", f"{kam.median:,.1f}",
-            f"{kam.spread_pct:.0f}%", f"{NCPU * 1e6 / kam.median:,.0f}" if kam.median else "", f"{statistics.median(v['http_us']):,.1f}",
+            f"{kam.spread_pct:.0f}%", f"{NCPU * 1e6 / kam.median:,.0f}" if kam.median else "",
+            f"{statistics.median(v['http_us']):,.1f}",
             f"{statistics.median(v['sipp_us']):,.1f}",
             f"{cores[0]:.2f}/{cores[1]:.2f}/{cores[2]:.2f}/{other:.2f}",
             bottleneck(cores, other, g["children"], nginx_workers),
@@ -253,7 +254,8 @@ def report(g: dict, nginx_workers: int) -> str:
     return (f"### {g['group']} (SIPp -l {g['limit']})\n\n" + table(
         ["variant", "calls/s", "spread", "Kamailio CPU µs/call", "spread",
          f"capacity ({NCPU} cores)", "nginx µs/call",
-         "SIPp µs/call", "cores K/N/S/other", "bottleneck", "× C: calls/s / capacity", "RSS MB Δ"],
+         "SIPp µs/call", "cores K/N/S/other", "bottleneck", "× C: calls/s / capacity",
+         "RSS MB Δ"],
         rows))
 
 
@@ -280,7 +282,8 @@ def targets(g: dict) -> list[str]:
                 f"{'met' if ok else 'MISSED'}")
         if metric == "rate":        # the same ratio from Kamailio's CPU per call (capacity)
             cap = paired(by[b]["kam_us"], by[a]["kam_us"])
-            text += f"; by Kamailio CPU/call (capacity): {cap:.2f}: {'met' if cap >= want else 'MISSED'}"
+            text += (f"; by Kamailio CPU/call (capacity): {cap:.2f}: "
+                     f"{'met' if cap >= want else 'MISSED'}")
         lines.append(text)
 
     if not g["tls"]:
