@@ -210,7 +210,7 @@ def test_bad_result_variable(function, kind, name, setup, caplog, http_server, h
     assert_one_clear_line(caplog, base_name(function), "result")
 
 
-# --- CR, LF and NUL --------------------------------------------------------------------------------
+# --- CR, LF and NUL ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("function, kind", cases({"url", "path"}))
 @pytest.mark.parametrize("bad", ["\r\nX-Injected: 1", "\nX-Injected: 1", "\r"],
@@ -281,7 +281,7 @@ def test_line_breaks_and_nul_in_data_are_sent_as_data(function, kind, setup, htt
     assert request.body == body.encode()
 
 
-# --- 1 MB arguments ----------------------------------------------------------------------------------
+# --- 1 MB arguments ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("function, kind", cases({"data", "raw"}))
 def test_megabyte_body_is_sent_whole(function, kind, setup, http_server, h2c_server):

@@ -27,7 +27,6 @@ import trustme
 import kamhttp
 from kamhttp import counters, pv
 from tests import servers
-from tests.servers import PATTERN
 from tests.servers.fault import FaultServer
 from tests.servers.https import HttpsServer
 
@@ -207,8 +206,8 @@ def faults(fault_server, http_server, h2c_server, https_server, https_untrusted_
         "slow-answer": Fault(h, "/slow?delay=5", 28, h2 + "/slow?delay=5", 28),
         "redirect-loop": Fault(h, "/loop", 47, h2 + "/loop", 47),
         "redirect-ftp": Fault(f, "/fault/redirect-ftp", 1,
-                              h2 + f"/redirect/302?to=ftp://127.0.0.1:{fault_server.refused_port}/x",
-                              1),
+                              h2 + "/redirect/302?to=ftp://127.0.0.1:"
+                              f"{fault_server.refused_port}/x", 1),
         "redirect-file": Fault(f, "/fault/redirect-file", 1,
                                h2 + "/redirect/302?to=file:///etc/passwd", 1),
         "1xx": Fault(f, "/fault/1xx", 28, fixed_faults["1xx"].url + "/x", 28),
@@ -232,9 +231,9 @@ def faults(fault_server, http_server, h2c_server, https_server, https_untrusted_
     }
 
 
-FAULTS = ["refused", "silent", "slow-headers", "trickle", "slow-answer", "reset", "close", "garbage",
-          "bad-chunked", "huge-headers", "redirect-loop", "redirect-ftp", "redirect-file",
-          "1xx", "wrong-length", "status-500", "status-503", "tls-untrusted-ca",
+FAULTS = ["refused", "silent", "slow-headers", "trickle", "slow-answer", "reset", "close",
+          "garbage", "bad-chunked", "huge-headers", "redirect-loop", "redirect-ftp",
+          "redirect-file", "1xx", "wrong-length", "status-500", "status-503", "tls-untrusted-ca",
           "tls-self-signed", "tls-expired", "tls-wrong-host", "tls-client-cert-missing"]
 FAMILIES = ["direct", "connection", "failover", "failover-dead", "v2pk"]
 
