@@ -378,3 +378,23 @@ def test_developer_api_refuses_bad_arguments(call, setup, caplog, http_server, h
     assert call(f"{http_server.url}/echo") == (-1, b"")
     assert requests(http_server, h2c_server) == []
     assert_one_clear_line(caplog)
+
+
+# --- inside Kamailio the lines go to Kamailio's log ------------------------------------------------
+
+def test_inside_kamailio_the_log_line_goes_to_ksr(setup, monkeypatch, http_server):
+    """With a KSR module (the testing kit's emulator here, app_python3's in Kamailio) the
+    error lines reach KSR's log at ERROR level, one line each, prefixed "http_client"."""
+    from kamhttp.testing import Emulator
+    emulator = Emulator()
+    monkeypatch.setitem(sys.modules, "KSR", emulator.module)
+    assert kamhttp.http_client_query(None, "$var(r)") == -1
+    assert kamhttp.http_client_request("GET\r\nX: 1", f"{http_server.url}/echo", "", "",
+                                       "$var(r)") == -1
+    assert kamhttp.http_connect("nope", "/echo", "$var(r)") == -1
+    lines = emulator.ctx.logs
+    assert [line.level for line in lines] == ["ERROR"] * 3
+    assert all(line.text.startswith("http_client") and "\n" not in line.text for line in lines)
+    assert "url must be a string" in lines[0].text
+    assert "not an HTTP token" in lines[1].text
+    assert "No cURL connection found: nope" in lines[2].text
