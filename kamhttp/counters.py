@@ -31,6 +31,7 @@ _SLOT = 3                             # int64 words per slot: pid, connok, connf
 SLOTS = 1024
 """Slots in a store; processes beyond that share the last slot, updated under the lock."""
 _SIZE = 8 * (_HEADER + _SLOT * SLOTS)
+_SHARED_SLOT = _HEADER + _SLOT * (SLOTS - 1)
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
 _NAME = re.compile(r"kamhttp-counters-(\d+)$")
 
@@ -114,33 +115,36 @@ def prepare(connections: int | None = None) -> None:
             _store.words[3] = connections
 
 
-def add_ok() -> None:
-    """+1 connok for this process (a request attempt that ended with status 200)."""
-    words, slot = _own_slot()
-    if slot == _HEADER + _SLOT * (SLOTS - 1):
+def add(pid: int, ok: bool) -> None:
+    """+1 connok (``ok``: an attempt that ended with status 200) or connfail (a curl error or
+    another status) for process ``pid``: the caller's, from its per-process state, so that
+    the request path makes no getpid call of its own."""
+    if _slot_pid != pid:
+        _claim(pid)
+    index = _slot + (1 if ok else 2)
+    if _slot == _SHARED_SLOT:
         with _store.locked():
-            words[slot + 1] += 1
+            _store.words[index] += 1
     else:
-        words[slot + 1] += 1
+        _store.words[index] += 1
+
+
+def add_ok() -> None:
+    """+1 connok for this process."""
+    add(os.getpid(), True)
 
 
 def add_fail() -> None:
-    """+1 connfail for this process (a curl error or a status other than 200)."""
-    words, slot = _own_slot()
-    if slot == _HEADER + _SLOT * (SLOTS - 1):
-        with _store.locked():
-            words[slot + 2] += 1
-    else:
-        words[slot + 2] += 1
+    """+1 connfail for this process."""
+    add(os.getpid(), False)
 
 
-def _own_slot() -> tuple[memoryview, int]:
+def _claim(pid: int) -> None:
+    """Take this process's slot (once per process)."""
     global _slot, _slot_pid
-    if _slot_pid != os.getpid():
-        prepare(_connection_count())
-        _slot = _store.claim()
-        _slot_pid = os.getpid()
-    return _store.words, _slot
+    prepare(_connection_count())
+    _slot = _store.claim()
+    _slot_pid = pid
 
 
 def _connection_count() -> int | None:

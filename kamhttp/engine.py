@@ -171,18 +171,24 @@ class _Sink:
     """The write callback's buffer: keeps at most ``cap`` bytes, then stops the transfer.
 
     Stopping (libcurl's write error 23) bounds memory and time; the caller knows from
-    ``overflow`` that the transfer itself was fine and the status stands.
+    ``overflow`` that the transfer itself was fine and the status stands.  Without a cap
+    libcurl writes straight into ``chunks.append`` (no Python frame per chunk).
     """
 
     __slots__ = ("chunks", "size", "cap", "overflow")
 
     def __init__(self) -> None:
-        self.reset(0)
-
-    def reset(self, cap: int) -> None:
         self.chunks: list[bytes] = []
-        self.size = 0
+        self.cap = 0
+        self.reset()
+
+    def writer(self, cap: int) -> Callable[[bytes], int | None]:
+        """The write callback for a handle whose results are capped at ``cap`` (0: none)."""
         self.cap = cap
+        return self.write if cap else self.chunks.append
+
+    def reset(self) -> None:
+        self.size = 0
         self.overflow = False
 
     def write(self, data: bytes) -> int | None:
@@ -198,8 +204,9 @@ class _Sink:
 
     def take(self) -> bytes:
         """The body kept, releasing the buffer (one chunk is returned without a copy)."""
-        body = b"".join(self.chunks)
-        self.chunks = []
+        chunks = self.chunks
+        body = b"".join(chunks)
+        chunks.clear()
         return body
 
 
@@ -207,7 +214,7 @@ class Handle:
     """One reused pycurl handle and what was last applied to it."""
 
     __slots__ = ("key", "curl", "sink", "conn", "settings", "profile", "custom", "nobody",
-                 "with_headers", "capturing")
+                 "with_headers", "capturing", "posting", "closed_info")
 
     def __init__(self, key: Any, share: Any) -> None:
         self.key = key
@@ -222,6 +229,28 @@ class Handle:
         self.nobody = False                       # only what was set gets unset
         self.with_headers = False
         self.capturing = False
+        self.posting = False                      # the last request set POSTFIELDS
+        self.closed_info: tuple[str, str] | None = None
+
+    def effective_url(self) -> str:
+        """The last transfer's effective URL, read only when asked (http_get_redirect,
+        $curlredirect): the request path pays no getinfo for it."""
+        if self.closed_info is not None:
+            return self.closed_info[0]
+        return self.curl.getinfo(pycurl.EFFECTIVE_URL) or ""
+
+    def content_type(self) -> str:
+        """The last transfer's response Content-Type, read only when asked."""
+        if self.closed_info is not None:
+            return self.closed_info[1]
+        return self.curl.getinfo(pycurl.CONTENT_TYPE) or ""
+
+    def close(self) -> None:
+        """Close the curl handle, keeping what :meth:`effective_url` and
+        :meth:`content_type` answer."""
+        if self.closed_info is None:
+            self.closed_info = (self.effective_url(), self.content_type())
+            self.curl.close()
 
     def configure(self, profile: Profile) -> int:
         """Apply ``profile`` unless it is already in force (reset keeps live connections).
@@ -234,14 +263,14 @@ class Handle:
         curl = self.curl
         self.profile = None
         curl.reset()
-        self.custom = self.nobody = self.with_headers = self.capturing = False
+        self.custom = self.nobody = self.with_headers = self.capturing = self.posting = False
         try:
             profile.apply(curl)
         except pycurl.error as exc:
             log.error("Could not set CURL options. Library error (%s)", exc.args[-1])
             self.conn = self.settings = None
             return _error_code(exc)
-        curl.setopt(pycurl.WRITEFUNCTION, self.sink.write)
+        curl.setopt(pycurl.WRITEFUNCTION, self.sink.writer(profile.maxdatasize))
         self.profile = profile
         return 0
 
@@ -286,9 +315,11 @@ def _new_share() -> pycurl.CurlShare:
 
 
 def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
-             headers: list[bytes], header_sink: list[bytes] | None,
-             timings: bool = False) -> Response:
-    """Perform one request on a configured handle; only per-call options are set here."""
+             headers: list[bytes] | None, header_sink: list[bytes] | None) -> int:
+    """Perform one request on a configured handle; only per-call options are set here.
+
+    Returns 0 when a response came (its status is on ``handle.curl``, its body in
+    ``handle.sink``), else the curl code, logged."""
     curl = handle.curl
     setopt = curl.setopt
     if "\n" in url or "\r" in url:        # would end the request line: never sent
@@ -298,10 +329,12 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
         if handle.nobody:
             setopt(pycurl.NOBODY, 0)
             handle.nobody = False
-        if body is None:
-            setopt(pycurl.HTTPGET, 1)
-        else:
+        if body is not None:
             setopt(pycurl.POSTFIELDS, body)
+            handle.posting = True
+        elif handle.posting or handle.custom:
+            setopt(pycurl.HTTPGET, 1)
+            handle.posting = False
         if method:
             setopt(pycurl.CUSTOMREQUEST, _b(method))
             handle.custom = True
@@ -327,27 +360,17 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
         handle.profile = handle.conn = handle.settings = None   # re-apply all next time
         return curl_failure(_error_code(exc), url)
     sink = handle.sink
-    sink.reset(handle.profile.maxdatasize)
+    if sink.cap:
+        sink.reset()
     try:
         curl.perform()
-        code = 0
+        return 0
     except pycurl.error as exc:
         code = _error_code(exc)
         if code == pycurl.E_WRITE_ERROR and sink.overflow:
-            code = 0                    # stopped on purpose at the size cap
-    if code:
-        sink.take()
-        response = curl_failure(code, url)
-    else:
-        status = curl.getinfo(pycurl.RESPONSE_CODE)
-        response = Response(code=status, status=status, body=sink.take(),
-                            truncated=sink.overflow,
-                            effective_url=curl.getinfo(pycurl.EFFECTIVE_URL) or "",
-                            content_type=curl.getinfo(pycurl.CONTENT_TYPE) or "",
-                            header_lines=header_sink)
-    if timings:
-        response.timings = {name: curl.getinfo(info) for name, info in _TIMING_INFO}
-    return response
+            return 0                    # stopped on purpose at the size cap
+    sink.take()
+    return curl_failure(code, url)
 
 
 _CURL_MESSAGES = {
@@ -367,15 +390,37 @@ def _masked(url: str) -> str:
     return _USERINFO.sub(r"\1:********@", url, count=1)
 
 
-def curl_failure(code: int, url: str) -> Response:
-    """Log a curl error the way the C module words it, and make its Response.
-
-    libcurl 8 has codes from 100 up (100: a request head over 1 MB); a script would read
-    them as HTTP statuses, so their ``code`` is -1."""
+def curl_failure(code: int, url: str) -> int:
+    """Log a curl error the way the C module words it; returns ``code``."""
     message = _CURL_MESSAGES.get(code, "failed to perform curl")
     log.log(30 if code == 28 else 40, "%s (%d: %s) (url: %s)", message, code,
             curl_strerror(code) if code < 100 else "libcurl error", printable(_masked(url)))
-    return Response(code=code if code < 100 else -1, curl_code=code)
+    return code
+
+
+def script_code(status: int, curl_code: int) -> int:
+    """What a function returns for one attempt: the HTTP status, else the curl code.
+
+    libcurl 8 has codes from 100 up (100: a request head over 1 MB); a script would read
+    them as HTTP statuses, so they give -1."""
+    if not curl_code:
+        return status
+    return curl_code if curl_code < 100 else -1
+
+
+def _response(handle: Handle, status: int, curl_code: int, body: bytes,
+              header_lines: list[bytes] | None, timings: bool) -> Response:
+    """The full description of an attempt, for request() and observers only."""
+    if curl_code:
+        response = Response(code=script_code(0, curl_code), curl_code=curl_code)
+    else:
+        response = Response(code=status, status=status, body=body,
+                            truncated=handle.sink.overflow,
+                            effective_url=handle.effective_url(),
+                            content_type=handle.content_type(), header_lines=header_lines)
+    if timings:
+        response.timings = {name: handle.curl.getinfo(info) for name, info in _TIMING_INFO}
+    return response
 
 
 # ------------------------------------------------------------------------------------------
@@ -385,7 +430,8 @@ def curl_failure(code: int, url: str) -> Response:
 @dataclass(slots=True)
 class Outcome:
     """A function's result before the script conventions: ``code`` is the HTTP status, the
-    curl code or -1; ``body`` what the result variable gets (b"" outside 200..499)."""
+    curl code or -1; ``body`` what the result variable gets (b"" outside 200..499);
+    ``response`` only when asked for details."""
 
     code: int
     body: bytes = b""
@@ -394,10 +440,13 @@ class Outcome:
 
 NO_CONNECTION = Outcome(-1)
 
+Result = tuple[int, int, bytes, "Response | None"]
+"""One attempt: (HTTP status or 0, curl code or 0, body, Response when asked for)."""
 
-def kept_body(response: Response) -> bytes:
+
+def kept_body(status: int, body: bytes) -> bytes:
     """Spec 5.2: the body for a status 200..499, else nothing."""
-    return response.body if 200 <= response.status < 500 else b""
+    return body if 200 <= status < 500 else b""
 
 
 def first_line(body: bytes) -> bytes:
@@ -418,43 +467,40 @@ def connection_request(name: str, path: str | None, content_type: str | None,
         log.error("No cURL connection found: %s", printable(name))
         return NO_CONNECTION
     state = process_state().for_generation(cfg.generation)
-    response = _connection_attempt(state, conn, cfg.settings, path, content_type, data,
-                                   method, headers, details)
-    if conn.failover is not None and (response.curl_code or response.status >= 500):
+    status, curl_code, body, response = _connection_attempt(
+        state, conn, cfg.settings, path, content_type, data, method, headers, details)
+    if conn.failover is not None and (curl_code or status >= 500):
         log.error("%s: Trying failover to curl con (%s)",
-                  "FATAL FAILURE" if response.curl_code else "FAILURE", conn.failover)
+                  "FATAL FAILURE" if curl_code else "FAILURE", conn.failover)
         backup = cfg.connections.get(conn.failover)
         if backup is None:
             log.error("No cURL connection found: %s", printable(conn.failover))
             return NO_CONNECTION
-        response = _connection_attempt(state, backup, cfg.settings, path, content_type,
-                                       data, method, headers, details)
-    return Outcome(response.code, kept_body(response), response)
+        status, curl_code, body, response = _connection_attempt(
+            state, backup, cfg.settings, path, content_type, data, method, headers, details)
+    return Outcome(script_code(status, curl_code), kept_body(status, body), response)
 
 
 def _connection_attempt(state: ProcessState, conn: Connection, settings: Settings,
                         path: str | None, content_type: str | None, data: bytes | None,
                         method: str | None, extra: list[bytes] | None,
-                        details: bool) -> Response:
-    handle = handle_for(state, conn.name)
+                        details: bool) -> Result:
+    name = conn.name
+    handle = state.handles.get(name) or handle_for(state, name)
     setup_error = 0
     if handle.conn is not conn or handle.settings is not settings:
         setup_error = handle.configure(Profile.for_connection(conn, settings))
         if not setup_error:
             handle.conn, handle.settings = conn, settings
     body = data or None
-    headers = [] if body is None or content_type is None else [
+    headers = None if body is None or content_type is None else [
         b"Content-Type: " + _b(content_type)]
     if extra:
-        headers.extend(extra)
-    state.redirect_url[conn.name] = ""
-    state.content_type[conn.name] = ""
-    response = _perform(state, settings, handle, conn.join(path or ""), method, body,
-                        headers, details, setup_error)
-    if not response.curl_code:
-        state.redirect_url[conn.name] = response.effective_url
-        state.content_type[conn.name] = response.content_type
-    return response
+        headers = headers + extra if headers else extra
+    result = _perform(state, settings, handle, conn.join(path) if path else conn.base_url,
+                      method, body, headers, details, setup_error)
+    state.answered[name] = None if result[1] else handle
+    return result
 
 
 def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str | None, *,
@@ -468,21 +514,23 @@ def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str |
     """
     settings = config.current().settings
     state = process_state()
-    handle = handle_for(state, _DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY)
+    handle = state.handles.get(_DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY) \
+        or handle_for(state, _DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY)
     setup_error = 0
     if handle.settings is not settings:
         setup_error = handle.configure(Profile.for_direct(settings, http2_prior_knowledge))
         if not setup_error:
             handle.settings = settings
-    headers = [_b(hdrs)] if hdrs else []
+    headers = [_b(hdrs)] if hdrs else None
     if extra:
-        headers.extend(extra)
-    response = _perform(state, settings, handle, url, method, body or None, headers, details,
-                        setup_error)
-    body = kept_body(response)
+        headers = headers + extra if headers else extra
+    status, curl_code, content, response = _perform(state, settings, handle, url, method,
+                                                    body or None, headers, details,
+                                                    setup_error)
+    content = kept_body(status, content)
     if settings.query_result and not whole_body:
-        body = first_line(body)
-    return Outcome(response.code, body, response)
+        content = first_line(content)
+    return Outcome(script_code(status, curl_code), content, response)
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,47 +556,49 @@ def observe(callback: Callable[[Attempt], None]) -> Callable[[], None]:
 
 
 def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
-             method: str | None, body: bytes | None, headers: list[bytes],
-             details: bool, setup_error: int) -> Response:
-    """One attempt: header capture per the response_headers flag, $curlredirect, counters."""
-    if _observers:
-        start = time.perf_counter()
-        response = _attempt(state, settings, handle, url, method, body, headers, details,
-                            setup_error)
-        attempt = Attempt(url, method, body, handle.conn.name if handle.conn else None,
-                          response, time.perf_counter() - start)
-        for callback in tuple(_observers):
-            callback(attempt)
-        return response
-    return _attempt(state, settings, handle, url, method, body, headers, details, setup_error)
+             method: str | None, body: bytes | None, headers: list[bytes] | None,
+             details: bool, setup_error: int) -> Result:
+    """One attempt, seen by the observers if there are any."""
+    if not _observers:
+        return _attempt(state, settings, handle, url, method, body, headers, details,
+                        setup_error, details)
+    start = time.perf_counter()
+    result = _attempt(state, settings, handle, url, method, body, headers, details,
+                      setup_error, True)
+    attempt = Attempt(url, method, body, handle.conn.name if handle.conn else None,
+                      result[3], time.perf_counter() - start)
+    for callback in tuple(_observers):
+        callback(attempt)
+    return result
 
 
 def _attempt(state: ProcessState, settings: Settings, handle: Handle, url: str,
-             method: str | None, body: bytes | None, headers: list[bytes],
-             details: bool, setup_error: int) -> Response:
+             method: str | None, body: bytes | None, headers: list[bytes] | None,
+             details: bool, setup_error: int, describe: bool) -> Result:
+    """One attempt: header capture per the response_headers flag, $curlredirect, counters.
+    ``describe``: also build the :class:`Response` (details or observers)."""
     flag = state.headers_flag if state.headers_flag is not None else settings.response_headers
     sink: list[bytes] | None = None
     if flag:
         sink = state.header_lines = []
     elif details:
         sink = []
-    state.last_url = ""
     if setup_error:
-        response = curl_failure(setup_error, url)
+        curl_code = curl_failure(setup_error, url)
     else:
-        response = transfer(handle, url, method, body, headers, sink, details)
+        curl_code = transfer(handle, url, method, body, headers, sink)
+    if curl_code:
+        status, content = 0, b""
+    else:
+        status, content = handle.curl.getinfo(pycurl.RESPONSE_CODE), handle.sink.take()
+    response = _response(handle, status, curl_code, content, sink, details) \
+        if describe else None
     profile = handle.profile
     if profile is not None and not profile.keep and handle.curl.getinfo(pycurl.APPCONNECT_TIME):
         _retire(state, handle)
-    if response.curl_code:
-        counters.add_fail()
-    else:
-        state.last_url = response.effective_url
-        if response.status == 200:
-            counters.add_ok()
-        else:
-            counters.add_fail()
-    return response
+    state.last = None if curl_code else handle
+    counters.add(state.pid, status == 200)
+    return status, curl_code, content, response
 
 
 def _retire(state: ProcessState, handle: Handle) -> None:
@@ -562,12 +612,12 @@ def _retire(state: ProcessState, handle: Handle) -> None:
     """
     if state.handles.get(handle.key) is handle:
         del state.handles[handle.key]
-    handle.curl.close()
+    handle.close()
 
 
 def close_all() -> None:
     """Drop this process's handles (tests; a new configuration needs no call to this)."""
     state = process_state()
     for handle in state.handles.values():
-        handle.curl.close()
+        handle.close()
     state.handles.clear()

@@ -171,7 +171,7 @@ def http_get_redirect(connection: str, result: str) -> int:
         pv.sets(result, "")
         return -1
     state = peek()
-    pv.sets(result, state.for_generation(cfg.generation).redirect_url.get(connection, "")
+    pv.sets(result, state.for_generation(cfg.generation).redirect_url(connection)
             if state else "")
     return 1
 
@@ -353,7 +353,7 @@ def http_get_content_type(connection: str) -> str | None:
     if connection not in cfg.connections:
         return None
     state = peek()
-    return state.for_generation(cfg.generation).content_type.get(connection, "") if state else ""
+    return state.for_generation(cfg.generation).content_type(connection) if state else ""
 
 
 class _Api:

@@ -1,8 +1,8 @@
 """Per-process state: what the C module keeps in private (pkg) memory of each worker.
 
-One :class:`ProcessState` per process holds the curl handles, the last effective URL and
-response Content-Type per connection, the captured response headers and the process-local
-``response_headers`` flag.  It is created lazily on the first request of a process, never at
+One :class:`ProcessState` per process holds the curl handles, which handle answered last per
+connection and in all (their effective URL and Content-Type are read from it only when a
+script asks), the captured response headers and the process-local ``response_headers`` flag.  It is created lazily on the first request of a process, never at
 import or configuration time: Kamailio runs ``mod_init()`` in the main process and then forks
 its workers, and a curl handle (with its sockets and TLS sessions) must never be shared by two
 processes.
@@ -27,9 +27,9 @@ class ProcessState:
 
     pid: int
     handles: dict[Any, Any] = field(default_factory=dict)     # slot key -> engine.Handle
-    redirect_url: dict[str, str] = field(default_factory=dict)  # connection -> last URL
-    content_type: dict[str, str] = field(default_factory=dict)  # connection -> Content-Type
-    last_url: str = ""                                     # $curlredirect: any function
+    answered: dict[str, Any] = field(default_factory=dict)  # connection -> engine.Handle of
+    #                     its last attempt if that got a response, else None
+    last: Any = None      # engine.Handle of the last attempt of any function if answered
     header_lines: list[bytes] = field(default_factory=list)  # raw lines, arrival order
     headers_flag: int | None = None   # set by http_client_response_headers_set(); None: modparam
     share: Any = None                 # pycurl.CurlShare of this process's handles
@@ -38,10 +38,24 @@ class ProcessState:
     def for_generation(self, generation: int) -> "ProcessState":
         """Forget per-connection values recorded under another configuration."""
         if self.generation != generation:
-            self.redirect_url.clear()
-            self.content_type.clear()
+            self.answered.clear()
             self.generation = generation
         return self
+
+    def redirect_url(self, connection: str) -> str:
+        """The effective URL of ``connection``'s last request ("" after a curl error)."""
+        handle = self.answered.get(connection)
+        return handle.effective_url() if handle is not None else ""
+
+    def content_type(self, connection: str) -> str:
+        """The Content-Type of ``connection``'s last response ("" after a curl error)."""
+        handle = self.answered.get(connection)
+        return handle.content_type() if handle is not None else ""
+
+    @property
+    def last_url(self) -> str:
+        """$curlredirect: the effective URL of the last request of any function."""
+        return self.last.effective_url() if self.last is not None else ""
 
 
 def process_state() -> ProcessState:
@@ -65,7 +79,7 @@ def reset() -> None:
     state = peek()
     if state is not None:
         for handle in state.handles.values():
-            handle.curl.close()
+            handle.close()
     _state = None
 
 
