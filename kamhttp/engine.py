@@ -325,7 +325,7 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
     if "\n" in url or "\r" in url:        # would end the request line: never sent
         return curl_failure(pycurl.E_URL_MALFORMAT, url)
     try:
-        setopt(pycurl.URL, _b(url))
+        setopt(pycurl.URL, url.encode("utf-8", "surrogateescape"))
         if handle.nobody:
             setopt(pycurl.NOBODY, 0)
             handle.nobody = False
@@ -466,7 +466,9 @@ def connection_request(name: str, path: str | None, content_type: str | None,
     if conn is None:
         log.error("No cURL connection found: %s", printable(name))
         return NO_CONNECTION
-    state = process_state().for_generation(cfg.generation)
+    state = process_state()
+    if state.generation != cfg.generation:
+        state.for_generation(cfg.generation)
     status, curl_code, body, response = _connection_attempt(
         state, conn, cfg.settings, path, content_type, data, method, headers, details)
     if conn.failover is not None and (curl_code or status >= 500):
@@ -558,25 +560,11 @@ def observe(callback: Callable[[Attempt], None]) -> Callable[[], None]:
 def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
              method: str | None, body: bytes | None, headers: list[bytes] | None,
              details: bool, setup_error: int) -> Result:
-    """One attempt, seen by the observers if there are any."""
-    if not _observers:
-        return _attempt(state, settings, handle, url, method, body, headers, details,
-                        setup_error, details)
-    start = time.perf_counter()
-    result = _attempt(state, settings, handle, url, method, body, headers, details,
-                      setup_error, True)
-    attempt = Attempt(url, method, body, handle.conn.name if handle.conn else None,
-                      result[3], time.perf_counter() - start)
-    for callback in tuple(_observers):
-        callback(attempt)
-    return result
-
-
-def _attempt(state: ProcessState, settings: Settings, handle: Handle, url: str,
-             method: str | None, body: bytes | None, headers: list[bytes] | None,
-             details: bool, setup_error: int, describe: bool) -> Result:
-    """One attempt: header capture per the response_headers flag, $curlredirect, counters.
-    ``describe``: also build the :class:`Response` (details or observers)."""
+    """One attempt: header capture per the response_headers flag, $curlredirect, counters,
+    the observers.  The Response is built only for details or observers."""
+    observers = _observers
+    if observers:
+        start = time.perf_counter()
     flag = state.headers_flag if state.headers_flag is not None else settings.response_headers
     sink: list[bytes] | None = None
     if flag:
@@ -592,12 +580,17 @@ def _attempt(state: ProcessState, settings: Settings, handle: Handle, url: str,
     else:
         status, content = handle.curl.getinfo(pycurl.RESPONSE_CODE), handle.sink.take()
     response = _response(handle, status, curl_code, content, sink, details) \
-        if describe else None
+        if details or observers else None
     profile = handle.profile
     if profile is not None and not profile.keep and handle.curl.getinfo(pycurl.APPCONNECT_TIME):
         _retire(state, handle)
     state.last = None if curl_code else handle
     counters.add(state.pid, status == 200)
+    if observers:
+        attempt = Attempt(url, method, body, handle.conn.name if handle.conn else None,
+                          response, time.perf_counter() - start)
+        for callback in tuple(observers):
+            callback(attempt)
     return status, curl_code, content, response
 
 
