@@ -129,8 +129,8 @@ class Emulator:
         module.pv = Namespace("KSR.pv", {
             "get": self._pv_get_mode(None), "getw": self._pv_get_mode("<null>"),
             "gete": self._pv_get_mode(""),
-            "getvs": kemi("pv.getvs", "ss", self._pv_getv, fail=None),
-            "getvn": kemi("pv.getvn", "si", self._pv_getv, fail=None),
+            "getvs": kemi("pv.getvs", "ss", self._pv_getv),
+            "getvn": kemi("pv.getvn", "si", self._pv_getv),
             "sets": kemi("pv.sets", "ss", self._pv_set),
             "seti": kemi("pv.seti", "si", self._pv_set),
             "unset": kemi("pv.unset", "s", lambda name: self._pv_set(name, None)),
@@ -143,7 +143,7 @@ class Emulator:
             "append_to_reply": kemi("hdr.append_to_reply", "s", self._append_to_reply),
             "remove": kemi("hdr.remove", "s", self._hdr_remove),
             "is_present": kemi("hdr.is_present", "s", self._hdr_is_present),
-            "get": kemi("hdr.get", "s", lambda name: self.ctx.message.header(name), fail=None),
+            "get": kemi("hdr.get", "s", lambda name: self.ctx.message.header(name)),
         })
         module.sl = Namespace("KSR.sl", {
             "sl_send_reply": kemi("sl.sl_send_reply", "is", self._reply("sl")),
@@ -175,8 +175,7 @@ class Emulator:
         module.__getattr__ = unknown
         return module
 
-    def _kemi(self, path: str, sig: str, func: Callable[..., Any],
-              fail: Any = False) -> Callable[..., Any]:
+    def _kemi(self, path: str, sig: str, func: Callable[..., Any]) -> Callable[..., Any]:
         """A KEMI export whose arguments are checked as app_python3 5.6 does: on a mismatch
         it logs an error and Python raises SystemError (from the TypeError)."""
         name = path.rsplit(".", 1)[-1]
@@ -231,7 +230,7 @@ class Emulator:
                 self.log("ERROR", f"KSR.{path}: {exc}")
                 return null
             return null if value is None else value
-        return self._kemi(path, "s", get, fail=null)
+        return self._kemi(path, "s", get)
 
     def _pv_getv(self, name: str, default: Any) -> Any:
         try:
@@ -407,7 +406,7 @@ def _rewrite(value: str, parts: dict[str, str | None]) -> str:
             uri = str(parsed.with_parts(**fields))
     except SipParseError:
         pass
-    display = parts.get("display", addr.display) if "display" in parts else addr.display
+    display = parts.get("display", addr.display)
     return str(NameAddr(display, uri, addr.params))
 
 
