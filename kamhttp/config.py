@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import threading
 import types
 from collections.abc import Iterable, Mapping
@@ -55,9 +56,6 @@ class Configuration:
     order: tuple[str, ...]
     generation: int
     warnings: tuple[str, ...] = ()
-
-    def connection(self, name: str) -> Connection | None:
-        return self.connections.get(name)
 
 
 @dataclass(frozen=True)
@@ -205,16 +203,15 @@ def current() -> Configuration:
 def finalize() -> Configuration:
     """End the load: build config_file/YAML connections with the final Settings, check names
     and failovers, publish and return the new Configuration (or raise, changing nothing)."""
-    global _draft, _published, _generation
     with _lock:
         if _published is not None:
             return _published
-        draft, published = _draft.build(_generation + 1)
-        _draft, _published, _generation = draft, published, _generation + 1
-        return published
+        return _commit(_draft, publish=True)
 
 
 def _commit(draft: Draft, publish: bool) -> Configuration | None:
+    """Make ``draft`` the registry's state; with ``publish``, build and publish it first (a
+    failed build raises and changes nothing).  The caller holds ``_lock``."""
     global _draft, _published, _generation
     if publish:
         draft, published = draft.build(_generation + 1)
@@ -273,7 +270,6 @@ def detect_kind(path: pathlib.Path, text: str) -> str:
     """``yaml``, ``kamailio_cfg`` or ``config_file``, from the extension, then the content."""
     if path.suffix.lower() in (".yaml", ".yml"):
         return "yaml"
-    import re
     if re.search(r"^\s*(modparamx?|loadmodule|route|request_route)\s*[(\[{\"]|^#!KAMAILIO",
                  text, re.M):
         return "kamailio_cfg"
