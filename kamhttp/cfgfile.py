@@ -26,6 +26,7 @@ from typing import Any
 
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, \
     invalid_value, parse_base_url
+from . import params
 from .errors import ConfigError
 
 MAX_TOKEN_LEN = 512
@@ -34,9 +35,8 @@ DELIM = frozenset("=:;.,?[]/@!$%&*()-+|'")
 WHITESPACE = frozenset(" \t\r")
 BOOLEANS = {"yes": 1, "true": 1, "enable": 1, "enabled": 1, "1": 1, "on": 1,
             "no": 0, "false": 0, "disable": 0, "disabled": 0, "0": 0, "off": 0}
-TLS_VERSIONS = {"default": 0, "tlsv1": 1, "sslv2": 2, "sslv3": 3, "tlsv1.0": 4, "tlsv1.1": 5,
-                "tlsv1.2": 6, "tlsv1.3": 7}
-TLS_NAMES = "DEFAULT, TLSv1, SSLv2, SSLv3, TLSv1.0, TLSv1.1, TLSv1.2, TLSv1.3"
+TLS_VERSIONS = {name.lower(): number for number, name in enumerate(params.TLS_VERSIONS)}
+TLS_NAMES = ", ".join(params.TLS_VERSIONS)
 PATH_KEYS = frozenset({"client_cert", "client_key"})
 FILE_KIND = {"keep_connections": "int"}
 """The file reads keepconnections as an integer (C), not as a boolean word."""
@@ -323,8 +323,7 @@ def _typed(key: ConnectionKey, kind: str, token: Token, spelling: str) -> Any:
     if kind == "bool":
         if text.lower() not in BOOLEANS:
             raise _Error(token.line, f"{spelling}: boolean expected", text=text,
-                         valid="yes, true, enable, enabled, 1, on, no, false, disable, "
-                               "disabled, 0, off")
+                         valid=", ".join(BOOLEANS))
         return BOOLEANS[text.lower()]
     if kind == "tlsversion":
         if text.lower() not in TLS_VERSIONS:
@@ -346,14 +345,23 @@ def _spec(section: _Section, filename: str, base_dir: pathlib.Path) -> Connectio
     if url is None:
         raise ConfigError(source, f"section [{section.name}] has no url",
                           text=f"[{section.name}]", valid="url = scheme://host[:port][/path]")
-    schema, uri, username, password = parse_base_url(url, f"{filename}:"
-                                                     f"{section.values['url'][1]}")
+    return section_spec(section.name, url, values, source,
+                        f"{filename}:{section.values['url'][1]}", base_dir)
+
+
+def section_spec(name: str, url: str, values: dict[str, Any], source: str, url_source: str,
+                 base_dir: pathlib.Path) -> ConnectionSpec:
+    """A checked config_file or YAML section as a ConnectionSpec: the credentials in ``url``
+    taken out (``username``/``password`` keys win over them), the certificate and key file
+    names resolved [B5].  ``values`` holds the section's other keys."""
+    schema, uri, username, password = parse_base_url(url, url_source)
+    values = {**values}
     values.setdefault("username", username)
     values.setdefault("password", password)
-    for name in PATH_KEYS & values.keys():
-        if values[name] is not None:
-            values[name] = str(resolve_file_name(values[name], base_dir))
-    return ConnectionSpec(section.name, schema, uri, source, tuple(values.items()))
+    for key in PATH_KEYS & values.keys():
+        if values[key] is not None:
+            values[key] = str(resolve_file_name(values[key], base_dir))
+    return ConnectionSpec(name, schema, uri, source, tuple(values.items()))
 
 
 def resolve_file_name(name: str, base_dir: pathlib.Path) -> pathlib.Path:

@@ -22,9 +22,8 @@ from typing import Any
 
 import yaml
 
-from .cfgfile import BOOLEANS, PATH_KEYS, TLS_NAMES, TLS_VERSIONS, resolve_file_name
-from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, \
-    invalid_value, parse_base_url
+from .cfgfile import BOOLEANS, TLS_NAMES, TLS_VERSIONS, section_spec
+from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, invalid_value
 from .errors import ConfigError
 from .params import Statement
 
@@ -201,16 +200,11 @@ class _Reader:
                        valid="url: scheme://host[:port][/path]")
             return None
         try:
-            schema, uri, username, password = parse_base_url(url, self.where(url_node))
+            return section_spec(name, url, values, self.where(name_node), self.where(url_node),
+                                self.base_dir)
         except ConfigError as err:
             self.errors.append(err)
             return None
-        values.setdefault("username", username)
-        values.setdefault("password", password)
-        for key_name in PATH_KEYS & values.keys():
-            if values[key_name] is not None:
-                values[key_name] = str(resolve_file_name(values[key_name], self.base_dir))
-        return ConnectionSpec(name, schema, uri, self.where(name_node), tuple(values.items()))
 
     def value(self, key: ConnectionKey, spelling: str, node: yaml.Node) -> Any:
         try:
