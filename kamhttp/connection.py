@@ -159,16 +159,16 @@ def parse_base_url(url: str, source: str) -> tuple[str, str, str | None, str | N
 
 def invalid_value(key: ConnectionKey, value: int) -> str | None:
     """What would be valid for the integer-valued per-connection ``key``, or None if ``value``
-    is: the range of the modparam it defaults from."""
-    param = PARAMS.get(key.modparam or "")
-    if value > INT_MAX or (value < 0 and not (param and param.check)):
+    is: the range of the modparam it defaults from (every such modparam has a check)."""
+    if value > INT_MAX:
         return f"an integer 0..{INT_MAX}"
-    return param.check(value) if param and param.check else None
+    return PARAMS[key.modparam].check(value)
 
 
 def describe(key: ConnectionKey) -> str:
-    """The valid values of an integer-valued per-connection key, for error messages."""
-    return invalid_value(key, -1) or f"an integer 0..{INT_MAX}"
+    """The valid values of an integer-valued per-connection key, for error messages: what its
+    check says of -1, which none accepts."""
+    return PARAMS[key.modparam].check(-1)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from kamhttp.connection import CONNECTION_KEYS
 from kamhttp.errors import ConfigError
 from kamhttp.httpcon import parse_httpcon
 from kamhttp.params import DEFAULT_USERAGENT, Settings
@@ -214,6 +215,15 @@ def test_out_of_range_is_an_error(param, valid):
     """C warns and uses the default (3.2); kamhttp refuses (team decision)."""
     err = error(f"a=>http://h;{param}")
     assert valid in err.valid and err.text == param
+
+
+@pytest.mark.parametrize("key", [k.name for k in CONNECTION_KEYS.values()
+                                 if k.in_httpcon and k.kind != "str"])
+def test_every_integer_key_says_what_is_valid(key):
+    """Each integer-valued key names its range, from the modparam it defaults from."""
+    err = error(f"a=>http://h;{key}=-1")
+    assert err.text == f"{key}=-1" and err.valid.startswith(f"{key}=<")
+    assert err.valid != f"{key}=<None>"
 
 
 def test_every_config_file_key_is_accepted():
