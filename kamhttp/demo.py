@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .testing import HttpCall, LogLine, MessageResult, Session, sipmsg
+
 ROUTES = {
     "+4930123456": "sip:+4930123456@gw-berlin.example.net:5060",
     "+4940987654": "sip:+4940987654@gw-hamburg.example.net:5060",
@@ -185,10 +187,8 @@ SCENARIOS = (
 )
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+def main(out: TextIO | None = None) -> int:
     """Run the demo; 0 when every scenario ended as designed."""
-    from .testing import Session, sipmsg
-
     out = out or sys.stdout
     if not EXAMPLE.is_file():
         out.write(f"kamhttp demo: {EXAMPLE} is missing; run it from a clone of the repository "
@@ -235,14 +235,13 @@ def _header(primary: RoutingApi, backup: RoutingApi) -> str:
             f"   timeout {DEMO_TIMEOUT_MS} ms per request, keep_connections 1\n\n")
 
 
-def _scenario(number: int, scenario: Scenario, result: Any) -> str:
+def _scenario(number: int, scenario: Scenario, result: MessageResult) -> str:
     lines = [f"{number}. {scenario.title}",
              f"   SIP   {result.summary}"]
     for item in result.timeline:
-        kind = type(item).__name__
-        if kind == "HttpCall":
+        if isinstance(item, HttpCall):
             lines.append(f"   HTTP  {item}")
-        elif kind == "LogLine":
+        elif isinstance(item, LogLine):
             lines.append(f"   log   {item}")
     if result.relay:
         lines.append(f"   SIP   relayed to {result.relay.ruri}")
