@@ -6,7 +6,17 @@ from typing import Iterator
 
 import pytest
 
+from kamhttp import config
 from tests import servers
+
+
+@pytest.fixture
+def fresh_config() -> Iterator[None]:
+    """kamhttp's configuration back to the defaults before and after the test (the
+    configuration tests use it for every test: pytestmark)."""
+    config.reset()
+    yield
+    config.reset()
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,7 @@ from kamhttp.errors import ConfigError
 from kamhttp.params import DEFAULT_USERAGENT
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("fresh_config")
 
 
 @pytest.fixture

@@ -8,16 +8,11 @@ import textwrap
 import pytest
 
 import kamhttp
-from kamhttp import config
 from kamhttp.errors import ConfigError
 from kamhttp.kamailiocfg import parse_modparams
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("fresh_config")
 
 
 def statements(text: str, defines: dict[str, str] | None = None) -> list[tuple]:

@@ -14,11 +14,7 @@ from kamhttp.listcon import listcon, listcon_json
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("fresh_config")
 
 
 def run(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess:

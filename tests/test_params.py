@@ -10,11 +10,7 @@ from kamhttp.errors import ConfigError
 from kamhttp.params import DEFAULT_USERAGENT, PARAMS, Scope, Settings, coerce
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("fresh_config")
 
 
 DOCUMENTED = {   # name: (type, default) as the documentation gives them (decisions noted)

@@ -11,11 +11,7 @@ from kamhttp import config
 from kamhttp.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def fresh():
-    config.reset()
-    yield
-    config.reset()
+pytestmark = pytest.mark.usefixtures("fresh_config")
 
 
 @pytest.fixture
