@@ -2,14 +2,13 @@
 
 pycurl does not expose ``curl_easy_strerror``, so the texts come from the libcurl that pycurl
 loaded into this process (found in ``/proc/self/maps`` and called through ctypes): the same
-texts the C module shows with the same libcurl.  The table is built once, on first use.
+texts the C module shows with the same libcurl.  The table is built once, on first use, by
+when the package (its engine) has imported pycurl and so mapped that libcurl.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
-
-import pycurl  # noqa: F401  (loads the libcurl whose texts we want)
 
 BAD_CODE = "Bad CURL error code"
 HTTP_CODE = "HTTP result code"
