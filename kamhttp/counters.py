@@ -129,16 +129,6 @@ def add(pid: int, ok: bool) -> None:
         _store.words[index] += 1
 
 
-def add_ok() -> None:
-    """+1 connok for this process."""
-    add(os.getpid(), True)
-
-
-def add_fail() -> None:
-    """+1 connfail for this process."""
-    add(os.getpid(), False)
-
-
 def _claim(pid: int) -> None:
     """Take this process's slot (once per process)."""
     global _slot, _slot_pid

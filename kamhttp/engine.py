@@ -516,8 +516,8 @@ def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str |
     """
     settings = config.current().settings
     state = process_state()
-    handle = state.handles.get(_DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY) \
-        or handle_for(state, _DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY)
+    key = _DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY
+    handle = state.handles.get(key) or handle_for(state, key)
     setup_error = 0
     if handle.settings is not settings:
         setup_error = handle.configure(Profile.for_direct(settings, http2_prior_knowledge))
@@ -606,11 +606,3 @@ def _retire(state: ProcessState, handle: Handle) -> None:
     if state.handles.get(handle.key) is handle:
         del state.handles[handle.key]
     handle.close()
-
-
-def close_all() -> None:
-    """Drop this process's handles (tests; a new configuration needs no call to this)."""
-    state = process_state()
-    for handle in state.handles.values():
-        handle.close()
-    state.handles.clear()

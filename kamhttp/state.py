@@ -2,10 +2,10 @@
 
 One :class:`ProcessState` per process holds the curl handles, which handle answered last per
 connection and in all (their effective URL and Content-Type are read from it only when a
-script asks), the captured response headers and the process-local ``response_headers`` flag.  It is created lazily on the first request of a process, never at
-import or configuration time: Kamailio runs ``mod_init()`` in the main process and then forks
-its workers, and a curl handle (with its sockets and TLS sessions) must never be shared by two
-processes.
+script asks), the captured response headers and the process-local ``response_headers`` flag.
+It is created lazily on the first request of a process, never at import or configuration
+time: Kamailio runs ``mod_init()`` in the main process and then forks its workers, and a curl
+handle (with its sockets and TLS sessions) must never be shared by two processes.
 
 After a fork the child starts with a fresh state.  The parent's handles are not even closed in
 the child: closing would send TLS close-notify or HTTP/2 GOAWAY on sockets the parent still
