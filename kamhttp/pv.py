@@ -235,9 +235,10 @@ _OWN_PREFIXES = tuple(f"${b}{c}" for c in _OWN for b in ("", "("))
 # The interface
 # ------------------------------------------------------------------------------------------
 
-def _ksr_pv() -> Any:
-    ksr = sys.modules.get("KSR")
-    return getattr(ksr, "pv", None) if ksr is not None else None
+def _ksr_get(name: str) -> Value:
+    """Another module's PV: KSR.pv.get, or the in-process store when there is no KSR."""
+    ksr_pv = getattr(sys.modules.get("KSR"), "pv", None)
+    return _fallback.get(name) if ksr_pv is None else ksr_pv.get(name)
 
 
 def _value(spec: Spec) -> Value:
@@ -246,30 +247,25 @@ def _value(spec: Spec) -> Value:
     own = _OWN.get(spec.cls)
     if own is not None:
         return own(spec.inner)
-    ksr_pv = _ksr_pv()
-    if ksr_pv is None:
-        return _fallback.get(spec.text)
-    return ksr_pv.get(spec.text)
+    return _ksr_get(spec.text)
 
 
 def get(name: str) -> Value:
     """The value of a PV: kamhttp's own, else KSR.pv.get (None is $null)."""
     if name.startswith(_OWN_PREFIXES):
         return _value(parse_name(name))
-    ksr_pv = _ksr_pv()
-    if ksr_pv is None:
-        return _fallback.get(name)
-    return ksr_pv.get(name)
+    return _ksr_get(name)
 
 
 def sets(name: str, value: str) -> None:
     """Write a string value to a PV (the result variables).
 
-    Kamailio takes C strings, so a value ends at its first NUL character."""
+    Kamailio takes C strings, so a value ends at its first NUL character.  KSR is looked up
+    here, not through a helper: this runs once per request."""
     nul = value.find("\x00")
     if nul >= 0:
         value = value[:nul]
-    ksr_pv = _ksr_pv()
+    ksr_pv = getattr(sys.modules.get("KSR"), "pv", None)
     if ksr_pv is None:
         _fallback[name] = value
     else:
