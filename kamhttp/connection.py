@@ -8,6 +8,7 @@ writes its value.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,8 +87,9 @@ class Connection:
                      if key.modparam and key.name not in values}
         return cls(name=name, schema=schema, url=url, source=source, **inherited, **values)
 
-    @property
+    @functools.cached_property
     def base_url(self) -> str:
+        """``schema://url``, built once per connection: every request on it starts here."""
         return f"{self.schema}://{self.url}"
 
     def join(self, path: str) -> str:
