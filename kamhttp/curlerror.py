@@ -2,8 +2,7 @@
 
 pycurl does not expose ``curl_easy_strerror``, so the texts come from the libcurl that pycurl
 loaded into this process (found in ``/proc/self/maps`` and called through ctypes): the same
-texts the C module shows with the same libcurl.  The table is built once, on first use, by
-when the package (its engine) has imported pycurl and so mapped that libcurl.
+texts the C module shows with the same libcurl.  The table is built once, on first use.
 """
 from __future__ import annotations
 
@@ -32,18 +31,32 @@ def _table() -> tuple[str, ...]:
     return tuple(strerror(code).decode("utf-8", "replace") for code in range(_LAST_CODE + 1))
 
 
-def _libcurl_strerror():
-    """``curl_easy_strerror`` of the libcurl mapped into this process, or None."""
+def _libcurl_strerror(paths: list[str] | None = None):
+    """``curl_easy_strerror`` of pycurl's libcurl among ``paths`` (default: every libcurl
+    mapped into this process), or None.
+
+    Kamailio may map a second libcurl (the C http_client module's, side by side): the one
+    whose ``curl_version()`` is the libcurl named in ``pycurl.version`` is pycurl's."""
+    import pycurl  # already loaded by the engine; named here for the version it reports
+
+    wanted = next((part for part in pycurl.version.split() if part.startswith("libcurl/")), "")
     try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            paths = [line.split(None, 5)[5].strip() for line in maps
-                     if "libcurl" in line and len(line.split(None, 5)) == 6]
-        for path in paths:
-            if "/libcurl" in path:
-                func = ctypes.CDLL(path).curl_easy_strerror
-                func.restype = ctypes.c_char_p
-                func.argtypes = [ctypes.c_int]
-                return func
+        for path in _mapped_libcurls() if paths is None else paths:
+            lib = ctypes.CDLL(path)
+            lib.curl_version.restype = ctypes.c_char_p
+            if wanted and lib.curl_version().split()[0].decode() != wanted:
+                continue
+            func = lib.curl_easy_strerror
+            func.restype = ctypes.c_char_p
+            func.argtypes = [ctypes.c_int]
+            return func
     except (OSError, AttributeError):
         pass
     return None
+
+
+def _mapped_libcurls() -> list[str]:
+    with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+        return list(dict.fromkeys(fields[5].strip() for fields in
+                                  (line.split(None, 5) for line in maps)
+                                  if len(fields) == 6 and "/libcurl" in fields[5]))
