@@ -82,14 +82,30 @@ class _Store:
 
 
 class _FileLock:
+    """The store's lock between processes.
+
+    A POSIX record lock (lockf), not flock: the workers share the descriptor they inherited,
+    and flock belongs to that shared open file description, so it would not keep two
+    workers apart (two could claim the same slot and lose increments)."""
+
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
+    def acquire(self, blocking: bool = True) -> bool:
+        try:
+            fcntl.lockf(self.fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
     def __enter__(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.acquire()
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.release()
 
 
 _store: _Store | None = None

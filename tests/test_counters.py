@@ -89,3 +89,24 @@ def test_operator_reads_the_totals_from_outside(modparam):
     missing = subprocess.run([sys.executable, "-m", "kamhttp", "counters", "--pid",
                               str(2 ** 22 + 12345)], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "no kamhttp counters" in missing.stderr
+
+
+def test_store_lock_keeps_forked_workers_apart():
+    """Workers inherit the store's descriptor; its lock must still exclude them from each
+    other, or two could claim the same slot and lose increments."""
+    counters.prepare()
+    store = counters._store
+    with store.locked():
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                   # the worker: try without waiting
+            try:
+                got = counters._FileLock(store.fd).acquire(blocking=False)
+                os.write(write_end, b"1" if got else b"0")
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        answer = os.read(read_end, 1)
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    assert answer == b"0", "a forked worker took the lock the main process holds"
