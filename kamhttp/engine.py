@@ -6,8 +6,11 @@ Two layers:
   Settings, applied once per handle and again only when that object changes) and
   :func:`transfer` (sets only what differs per call: URL, method/body, headers, sinks).
 * Semantics of the C module (spec 5 and 6) — :func:`connection_request` (URL joining,
-  GET/POST, Content-Type, failover, per-connection redirect URL and content type) and
-  :func:`direct_request` (the direct-URL functions), both counting connok/connfail.
+  GET/POST, Content-Type, failover) and :func:`direct_request` (the direct-URL functions),
+  both through :func:`_perform`, the one attempt: return code and kept body (spec 5.1, 5.2),
+  header capture, $curlredirect and per-connection redirect URL and content type, counters,
+  observers.  Each goes through a :class:`Route` prepared once per process and configuration,
+  so that a request is one look-up, one attempt and one transfer.
 
 Nothing here raises into a routing script: every failure is a return code.
 """
@@ -202,19 +205,13 @@ class _Sink:
         self.size = size
         return None
 
-    def take(self) -> bytes:
-        """The body kept, releasing the buffer (one chunk is returned without a copy)."""
-        chunks = self.chunks
-        body = b"".join(chunks)
-        chunks.clear()
-        return body
 
 
 class Handle:
     """One reused pycurl handle and what was last applied to it."""
 
-    __slots__ = ("key", "curl", "sink", "conn", "settings", "profile", "custom", "nobody",
-                 "with_headers", "capturing", "posting", "closed_info")
+    __slots__ = ("key", "curl", "sink", "profile", "custom", "nobody", "with_headers",
+                 "capturing", "posting", "closed_info")
 
     def __init__(self, key: Any, share: Any) -> None:
         self.key = key
@@ -222,9 +219,7 @@ class Handle:
         if share is not None:          # kept by curl_easy_reset, like live connections
             self.curl.setopt(pycurl.SHARE, share)
         self.sink = _Sink()
-        self.conn: Connection | None = None       # the objects the profile was built from
-        self.settings: Settings | None = None
-        self.profile: Profile | None = None
+        self.profile: Profile | None = None       # None: to be configured (again)
         self.custom = False                       # state of the per-call options, so that
         self.nobody = False                       # only what was set gets unset
         self.with_headers = False
@@ -250,15 +245,18 @@ class Handle:
         :meth:`content_type` answer."""
         if self.closed_info is None:
             self.closed_info = (self.effective_url(), self.content_type())
+            self.profile = None
             self.curl.close()
 
     def configure(self, profile: Profile) -> int:
         """Apply ``profile`` unless it is already in force (reset keeps live connections).
 
         Returns 0, or the curl code of an option libcurl refused (e.g. 43 for SSLv3): the
-        request is then not performed, as in C, and the next call tries again.
+        request is then not performed, as in C, and the next call tries again.  Afterwards
+        ``self.profile is profile``: the request path checks identity, not equality.
         """
         if profile == self.profile:
+            self.profile = profile
             return 0
         curl = self.curl
         self.profile = None
@@ -268,7 +266,6 @@ class Handle:
             profile.apply(curl)
         except pycurl.error as exc:
             log.error("Could not set CURL options. Library error (%s)", exc.args[-1])
-            self.conn = self.settings = None
             return _error_code(exc)
         curl.setopt(pycurl.WRITEFUNCTION, self.sink.writer(profile.maxdatasize))
         self.profile = profile
@@ -357,7 +354,7 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
             curl.unsetopt(pycurl.HEADERFUNCTION)
             handle.capturing = False
     except (pycurl.error, ValueError) as exc:      # ValueError: a NUL byte in a string
-        handle.profile = handle.conn = handle.settings = None   # re-apply all next time
+        handle.profile = None                    # re-apply all next time
         return curl_failure(_error_code(exc), url)
     sink = handle.sink
     if sink.cap:
@@ -369,7 +366,7 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
         code = _error_code(exc)
         if code == pycurl.E_WRITE_ERROR and sink.overflow:
             return 0                    # stopped on purpose at the size cap
-    sink.take()
+    sink.chunks.clear()
     return curl_failure(code, url)
 
 
@@ -398,23 +395,13 @@ def curl_failure(code: int, url: str) -> int:
     return code
 
 
-def script_code(status: int, curl_code: int) -> int:
-    """What a function returns for one attempt: the HTTP status, else the curl code.
-
-    libcurl 8 has codes from 100 up (100: a request head over 1 MB); a script would read
-    them as HTTP statuses, so they give -1."""
-    if not curl_code:
-        return status
-    return curl_code if curl_code < 100 else -1
-
-
-def _response(handle: Handle, status: int, curl_code: int, body: bytes,
+def _response(handle: Handle, code: int, status: int, curl_code: int, body: bytes,
               header_lines: list[bytes] | None, timings: bool) -> Response:
     """The full description of an attempt, for request() and observers only."""
     if curl_code:
-        response = Response(code=script_code(0, curl_code), curl_code=curl_code)
+        response = Response(code=code, curl_code=curl_code)
     else:
-        response = Response(code=status, status=status, body=body,
+        response = Response(code=code, status=status, body=body,
                             truncated=handle.sink.overflow,
                             effective_url=handle.effective_url(),
                             content_type=handle.content_type(), header_lines=header_lines)
@@ -427,26 +414,69 @@ def _response(handle: Handle, status: int, curl_code: int, body: bytes,
 # Semantics of the C module (spec 5 and 6)
 # ------------------------------------------------------------------------------------------
 
-@dataclass(slots=True)
-class Outcome:
-    """A function's result before the script conventions: ``code`` is the HTTP status, the
-    curl code or -1; ``body`` what the result variable gets (b"" outside 200..499);
-    ``response`` only when asked for details."""
+Outcome = tuple[int, bytes, "Response | None"]
+"""A function's result before the script conventions: (code, body, response).  ``code`` is
+the HTTP status, the curl code or -1; ``body`` what the result variable gets (b"" outside
+200..499); ``response`` only when asked for details."""
 
-    code: int
-    body: bytes = b""
-    response: Response | None = None
+NO_CONNECTION: Outcome = (-1, b"", None)
 
-
-NO_CONNECTION = Outcome(-1)
-
-Result = tuple[int, int, bytes, "Response | None"]
-"""One attempt: (HTTP status or 0, curl code or 0, body, Response when asked for)."""
+_URLS_PER_ROUTE = 256
+"""Joined URLs a route remembers (scripts use a few fixed paths; others are joined again)."""
 
 
-def kept_body(status: int, body: bytes) -> bytes:
-    """Spec 5.2: the body for a status 200..499, else nothing."""
-    return body if 200 <= status < 500 else b""
+class Route:
+    """How this process requests one connection, or the direct URLs, under one configuration:
+    its Profile built once, the handle it is applied to, its URLs joined once per path.
+
+    Prepared on first use and kept in ``state.routes`` until the configuration changes, so
+    that a request is one look-up; the handle is looked up again only when it was closed or
+    lost its options (``handle.profile is not route.profile``)."""
+
+    __slots__ = ("key", "name", "conn", "settings", "profile", "handle", "urls")
+
+    def __init__(self, key: Any, settings: Settings, profile: Profile,
+                 conn: Connection | None = None) -> None:
+        self.key = key                       # of state.handles
+        self.name = conn.name if conn is not None else None
+        self.conn = conn
+        self.settings = settings
+        self.profile = profile
+        self.handle: Handle | None = None
+        self.urls: dict[str | None, str] = {}
+
+    def bind(self, state: ProcessState) -> int:
+        """Attach this process's handle for the key and configure it: 0, or the curl code of
+        an option libcurl refused (the next request tries again)."""
+        handle = self.handle = state.handles.get(self.key) or handle_for(state, self.key)
+        return handle.configure(self.profile)
+
+    def join(self, path: str | None) -> str:
+        """The request URL of ``path`` (Connection.join), remembered for the next call."""
+        urls = self.urls
+        if len(urls) >= _URLS_PER_ROUTE:
+            urls.clear()
+        url = urls[path] = self.conn.join(path) if path else self.conn.base_url
+        return url
+
+
+def _connection_route(state: ProcessState, cfg: config.Configuration, name: str
+                      ) -> Route | None:
+    """The route of connection ``name``, prepared now; None (logged) when there is none."""
+    conn = cfg.connections.get(name)
+    if conn is None:
+        log.error("No cURL connection found: %s", printable(name))
+        return None
+    route = state.routes[name] = Route(
+        name, cfg.settings, Profile.for_connection(conn, cfg.settings), conn)
+    return route
+
+
+def _direct_route(state: ProcessState, settings: Settings, http2: bool) -> Route:
+    """The route of the direct-URL functions (one per HTTP/2 prior knowledge or not)."""
+    key = _DIRECT_H2_KEY if http2 else _DIRECT_KEY
+    route = state.routes[key] = Route(key, settings, Profile.for_direct(settings, http2))
+    return route
 
 
 def first_line(body: bytes) -> bytes:
@@ -462,47 +492,29 @@ def connection_request(name: str, path: str | None, content_type: str | None,
                        headers: list[bytes] | None = None, details: bool = False) -> Outcome:
     """A request on a named connection, with one failover hop (spec 5.3-5.5, 6.6)."""
     cfg = config.current()
-    conn = cfg.connections.get(name)
-    if conn is None:
-        log.error("No cURL connection found: %s", printable(name))
-        return NO_CONNECTION
     state = process_state()
     if state.generation != cfg.generation:
         state.for_generation(cfg.generation)
-    status, curl_code, body, response = _connection_attempt(
-        state, conn, cfg.settings, path, content_type, data, method, headers, details)
-    if conn.failover is not None and (curl_code or status >= 500):
-        log.error("%s: Trying failover to curl con (%s)",
-                  "FATAL FAILURE" if curl_code else "FAILURE", conn.failover)
-        backup = cfg.connections.get(conn.failover)
-        if backup is None:
-            log.error("No cURL connection found: %s", printable(conn.failover))
-            return NO_CONNECTION
-        status, curl_code, body, response = _connection_attempt(
-            state, backup, cfg.settings, path, content_type, data, method, headers, details)
-    return Outcome(script_code(status, curl_code), kept_body(status, body), response)
-
-
-def _connection_attempt(state: ProcessState, conn: Connection, settings: Settings,
-                        path: str | None, content_type: str | None, data: bytes | None,
-                        method: str | None, extra: list[bytes] | None,
-                        details: bool) -> Result:
-    name = conn.name
-    handle = state.handles.get(name) or handle_for(state, name)
-    setup_error = 0
-    if handle.conn is not conn or handle.settings is not settings:
-        setup_error = handle.configure(Profile.for_connection(conn, settings))
-        if not setup_error:
-            handle.conn, handle.settings = conn, settings
+    route = state.routes.get(name) or _connection_route(state, cfg, name)
+    if route is None:
+        return NO_CONNECTION
     body = data or None
-    headers = None if body is None or content_type is None else [
-        b"Content-Type: " + _b(content_type)]
-    if extra:
-        headers = headers + extra if headers else extra
-    result = _perform(state, settings, handle, conn.join(path) if path else conn.base_url,
-                      method, body, headers, details, setup_error)
-    state.answered[name] = None if result[1] else handle
-    return result
+    if body is not None and content_type is not None:
+        content_header = b"Content-Type: " + _b(content_type)
+        headers = [content_header, *headers] if headers else [content_header]
+    code, status, curl_code, content, response = _perform(
+        state, route, route.urls.get(path) or route.join(path), method, body, headers, details)
+    failover = route.conn.failover
+    if failover is not None and (curl_code or status >= 500):
+        log.error("%s: Trying failover to curl con (%s)",
+                  "FATAL FAILURE" if curl_code else "FAILURE", failover)
+        route = state.routes.get(failover) or _connection_route(state, cfg, failover)
+        if route is None:
+            return NO_CONNECTION
+        code, status, curl_code, content, response = _perform(
+            state, route, route.urls.get(path) or route.join(path), method, body, headers,
+            details)
+    return code, content, response
 
 
 def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str | None, *,
@@ -514,25 +526,20 @@ def direct_request(url: str, method: str | None, body: bytes | None, hdrs: str |
     ``hdrs`` is passed whole as one header list entry, as the C module does, so a
     ``"A: 1\\r\\nB: 2"`` string sends two headers.
     """
-    settings = config.current().settings
+    cfg = config.current()
     state = process_state()
-    key = _DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY
-    handle = state.handles.get(key) or handle_for(state, key)
-    setup_error = 0
-    if handle.settings is not settings:
-        setup_error = handle.configure(Profile.for_direct(settings, http2_prior_knowledge))
-        if not setup_error:
-            handle.settings = settings
+    if state.generation != cfg.generation:
+        state.for_generation(cfg.generation)
+    route = state.routes.get(_DIRECT_H2_KEY if http2_prior_knowledge else _DIRECT_KEY) \
+        or _direct_route(state, cfg.settings, http2_prior_knowledge)
     headers = [_b(hdrs)] if hdrs else None
     if extra:
         headers = headers + extra if headers else extra
-    status, curl_code, content, response = _perform(state, settings, handle, url, method,
-                                                    body or None, headers, details,
-                                                    setup_error)
-    content = kept_body(status, content)
-    if settings.query_result and not whole_body:
+    code, _, _, content, response = _perform(state, route, url, method, body or None,
+                                             headers, details)
+    if cfg.settings.query_result and not whole_body:
         content = first_line(content)
-    return Outcome(script_code(status, curl_code), content, response)
+    return code, content, response
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,15 +564,25 @@ def observe(callback: Callable[[Attempt], None]) -> Callable[[], None]:
     return lambda: _observers.remove(callback)
 
 
-def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
-             method: str | None, body: bytes | None, headers: list[bytes] | None,
-             details: bool, setup_error: int) -> Result:
-    """One attempt: header capture per the response_headers flag, $curlredirect, counters,
-    the observers.  The Response is built only for details or observers."""
+def _perform(state: ProcessState, route: Route, url: str, method: str | None,
+             body: bytes | None, headers: list[bytes] | None, details: bool
+             ) -> tuple[int, int, int, bytes, Response | None]:
+    """One attempt on ``route``: (code, HTTP status or 0, curl code or 0, kept body, Response
+    for details or observers).  The rules of every attempt live here: the return code and
+    the kept body (spec 5.1, 5.2), header capture per the response_headers flag,
+    $curlredirect and the connection's redirect URL and content type, the counters, the
+    observers."""
     observers = _observers
     if observers:
         start = time.perf_counter()
-    flag = state.headers_flag if state.headers_flag is not None else settings.response_headers
+    handle = route.handle
+    setup_error = 0
+    if handle is None or handle.profile is not route.profile:
+        setup_error = route.bind(state)
+        handle = route.handle
+    flag = state.headers_flag
+    if flag is None:
+        flag = route.settings.response_headers
     sink: list[bytes] | None = None
     if flag:
         sink = state.header_lines = []
@@ -576,22 +593,29 @@ def _perform(state: ProcessState, settings: Settings, handle: Handle, url: str,
     else:
         curl_code = transfer(handle, url, method, body, headers, sink)
     if curl_code:
-        status, content = 0, b""
+        # the curl code; libcurl 8 has codes from 100 up (100: a request head over 1 MB),
+        # which a script would read as HTTP statuses: they give -1
+        status, content, code = 0, b"", curl_code if curl_code < 100 else -1
     else:
-        status, content = handle.curl.getinfo(pycurl.RESPONSE_CODE), handle.sink.take()
-    response = _response(handle, status, curl_code, content, sink, details) \
+        status = code = handle.curl.getinfo(pycurl.RESPONSE_CODE)
+        chunks = handle.sink.chunks            # the body, releasing the buffer (one chunk
+        content = b"".join(chunks)             # is taken without a copy)
+        chunks.clear()
+    response = _response(handle, code, status, curl_code, content, sink, details) \
         if details or observers else None
     profile = handle.profile
     if profile is not None and not profile.keep and handle.curl.getinfo(pycurl.APPCONNECT_TIME):
         _retire(state, handle)
-    state.last = None if curl_code else handle
+    answered = state.last = None if curl_code else handle
+    if route.name is not None:
+        state.answered[route.name] = answered
     counters.add(state.pid, status == 200)
     if observers:
-        attempt = Attempt(url, method, body, handle.conn.name if handle.conn else None,
-                          response, time.perf_counter() - start)
+        attempt = Attempt(url, method, body, route.name, response,
+                          time.perf_counter() - start)
         for callback in tuple(observers):
             callback(attempt)
-    return status, curl_code, content, response
+    return code, status, curl_code, content if 200 <= status < 500 else b"", response
 
 
 def _retire(state: ProcessState, handle: Handle) -> None:

@@ -106,8 +106,9 @@ def _decode(body: bytes) -> str:
 def _deliver(result: str, outcome: engine.Outcome) -> int:
     """The body into the result variable as text; the script's return code, never 0 (spec
     5.1: it would stop the script).  Decoding inline keeps the request path a frame shorter."""
-    pv.sets(result, outcome.body.decode("utf-8", "replace"))
-    return outcome.code or -1
+    code, body, _ = outcome
+    pv.sets(result, body.decode("utf-8", "replace"))
+    return code or -1
 
 
 def _connect(connection: str, url: str, content_type: str | None, data: str | None,
@@ -373,8 +374,8 @@ class _Api:
             return -1, b""
         if body and content_type is None:
             content_type = "text/plain"
-        outcome = engine.connection_request(connection, url, content_type, body or None)
-        return outcome.code, outcome.body
+        code, body, _ = engine.connection_request(connection, url, content_type, body or None)
+        return code, body
 
     @staticmethod
     def http_client_query(url: str, post: str | bytes | None = None,
@@ -395,8 +396,9 @@ class _Api:
             log.error("api.http_client_query: %s", exc)
             return -1, b""
         extra = [_encode(f"Content-Type: {ctype}")] if body and ctype is not None else None
-        outcome = engine.direct_request(url, None, body or None, hdrs or None, extra=extra)
-        return outcome.code, outcome.body
+        code, body, _ = engine.direct_request(url, None, body or None, hdrs or None,
+                                              extra=extra)
+        return code, body
 
     http_connection_exists = staticmethod(config.http_connection_exists)
     http_get_content_type = staticmethod(http_get_content_type)
@@ -482,16 +484,15 @@ def request(method: str, url: str, *, connection: str | None = None,
     verb = None if (method == "GET" and not payload) or (method == "POST" and payload) \
         else method
     if connection is not None:
-        outcome = engine.connection_request(connection, url, None, payload or None,
-                                            method=verb, headers=extra, details=True)
+        code, _, response = engine.connection_request(connection, url, None, payload or None,
+                                                      method=verb, headers=extra, details=True)
     else:
-        outcome = engine.direct_request(url, verb, payload or None, None, extra=extra,
-                                        http2_prior_knowledge=http2_prior_knowledge,
-                                        details=True, whole_body=True)
-    response = outcome.response
+        code, _, response = engine.direct_request(url, verb, payload or None, None, extra=extra,
+                                                  http2_prior_knowledge=http2_prior_knowledge,
+                                                  details=True, whole_body=True)
     if response is None:
-        return Result(code=outcome.code)          # no such connection (logged)
-    return Result(code=outcome.code, status=response.status, body=response.body,
+        return Result(code=code)          # no such connection (logged)
+    return Result(code=code, status=response.status, body=response.body,
                   headers=_final_headers(response.header_lines or []),
                   effective_url=response.effective_url, curl_code=response.curl_code,
                   curl_error=curl_strerror(response.curl_code) if response.curl_code else "",

@@ -27,6 +27,8 @@ class ProcessState:
 
     pid: int
     handles: dict[Any, Any] = field(default_factory=dict)     # slot key -> engine.Handle
+    routes: dict[Any, Any] = field(default_factory=dict)  # connection name or direct key ->
+    #                     engine.Route, prepared under the configuration ``generation``
     answered: dict[str, Any] = field(default_factory=dict)  # connection -> engine.Handle of
     #                     its last attempt if that got a response, else None
     last: Any = None      # engine.Handle of the last attempt of any function if answered
@@ -36,9 +38,11 @@ class ProcessState:
     generation: int = 0               # the configuration the per-connection values belong to
 
     def for_generation(self, generation: int) -> "ProcessState":
-        """Forget per-connection values recorded under another configuration."""
+        """Forget per-connection values recorded under another configuration (the handles
+        stay: a route of the new one re-applies its options only where they changed)."""
         if self.generation != generation:
             self.answered.clear()
+            self.routes.clear()
             self.generation = generation
         return self
 
