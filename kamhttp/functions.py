@@ -80,10 +80,19 @@ def _content_type(value: Any) -> str:
     return text
 
 
+_writable_results: set[str] = set()
+"""Result names already found writable: a script uses a few, each is parsed once."""
+
+
 def _result_name(value: Any) -> str:
+    if value.__class__ is str and value in _writable_results:
+        return value
     error = pv.writable_error(value)
     if error is not None:
         raise _BadArgument(f"result variable: {error}")
+    if len(_writable_results) >= 4096:
+        _writable_results.clear()
+    _writable_results.add(value)
     return value
 
 
@@ -317,7 +326,10 @@ class _Kemi:
     @_script_function
     def curl_connect(con: str, url: str, dpv: str) -> int:
         result = _result_name(dpv)
-        return _connect(_str(con, "connection"), _str(url, "url"), None, None, result)
+        if con.__class__ is not str or url.__class__ is not str:
+            _str(con, "connection")         # raises the clear error (the common case
+            _str(url, "url")                # pays no call)
+        return _deliver(result, engine.connection_request(con, url, None, None))
 
     @staticmethod
     @_script_function
