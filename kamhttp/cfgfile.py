@@ -27,7 +27,7 @@ from typing import Any
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, \
     invalid_value, parse_base_url
 from . import params
-from .errors import ConfigError
+from .errors import ConfigError, read_config_text
 
 MAX_TOKEN_LEN = 512
 ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -202,19 +202,8 @@ class _Section:
 def parse_config_file(path: pathlib.Path, base_dir: pathlib.Path) -> tuple[ConnectionSpec, ...]:
     """The connection sections of a config_file, in file order, checked.  Raises one
     ConfigError listing every error (file:line, the text at fault, what would be valid)."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(str(path), f"cannot read the config_file: {err.strerror}",
-                          text=str(path), valid="an existing readable file (relative names "
-                          f"resolve against {base_dir}, '.'-names against the working "
-                          "directory)") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise ConfigError(f"{path}:{line}", f"the file is not UTF-8 text (byte "
-                          f"0x{data[err.start]:02x})", valid="UTF-8 text") from None
+    text = read_config_text(path, "an existing readable file (relative names resolve "
+                            f"against {base_dir}, '.'-names against the working directory)")
     return parse_text(text, str(path), base_dir)
 
 

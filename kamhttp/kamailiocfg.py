@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, read_config_text
 from .params import Statement
 
 MODULE = "http_client"
@@ -308,13 +308,7 @@ def read_modparams(path: pathlib.Path, defines: Mapping[str, str] | None = None
                    ) -> tuple[list[Statement], list[ConfigError]]:
     """The http_client modparam statements (name, value, "file:line") of a kamailio.cfg, in
     order, and every error found reading them.  Raises ConfigError if it cannot be read."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ConfigError(str(path), f"cannot read the file: {err.strerror}", text=str(path),
-                          valid="an existing readable kamailio.cfg") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "the file is not UTF-8 text", valid="UTF-8") from None
+    text = read_config_text(path, "an existing readable kamailio.cfg")
     return parse_modparams(text, path, defines)
 
 

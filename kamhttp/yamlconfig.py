@@ -24,7 +24,7 @@ import yaml
 
 from .cfgfile import BOOLEANS, TLS_NAMES, TLS_VERSIONS, section_spec
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, invalid_value
-from .errors import ConfigError
+from .errors import ConfigError, read_config_text
 from .params import Statement
 
 TOP_LEVEL = ("modparams", "connections")
@@ -35,13 +35,7 @@ def read_yaml(path: pathlib.Path
               ) -> tuple[list[Statement], list[ConnectionSpec], list[ConfigError]]:
     """The modparam statements (name, value, "file:line"), the connection sections and every
     error found in a YAML file.  Raises ConfigError if it cannot be read or parsed."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise ConfigError(str(path), f"cannot read the file: {err.strerror}", text=str(path),
-                          valid="an existing readable YAML file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "the file is not UTF-8 text", valid="UTF-8 YAML") from None
+    text = read_config_text(path, "an existing readable YAML file")
     return parse_yaml(text, str(path), path.resolve().parent)
 
 
