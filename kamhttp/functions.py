@@ -80,19 +80,12 @@ def _content_type(value: Any) -> str:
     return text
 
 
-_writable_results: set[str] = set()
-"""Result names already found writable: a script uses a few, each is parsed once."""
-
-
 def _result_name(value: Any) -> str:
-    if value.__class__ is str and value in _writable_results:
-        return value
+    if value.__class__ is str and pv.writable_checked.get(value, "") is None:
+        return value                      # a name already found writable
     error = pv.writable_error(value)
     if error is not None:
         raise _BadArgument(f"result variable: {error}")
-    if len(_writable_results) >= 4096:
-        _writable_results.clear()
-    _writable_results.add(value)
     return value
 
 

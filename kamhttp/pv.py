@@ -154,13 +154,15 @@ def parse_name(name: str) -> Spec:
     return spec
 
 
-_writable_cache: dict[str, str | None] = {}
+writable_checked: dict[str, str | None] = {}
+"""Names writable_error() has seen: None for a writable PV, else why not.  The request path
+reads it directly, so a known result name costs one dict look-up."""
 
 
 def writable_error(name: Any) -> str | None:
     """None if ``name`` is a writable PV, else why not (cached per name)."""
     try:
-        return _writable_cache[name]
+        return writable_checked[name]
     except (KeyError, TypeError):
         pass
     try:
@@ -171,9 +173,9 @@ def writable_error(name: Any) -> str | None:
     except PVError as exc:
         error = str(exc)
     if isinstance(name, str):
-        if len(_writable_cache) >= _CACHE_LIMIT:
-            _writable_cache.clear()
-        _writable_cache[name] = error
+        if len(writable_checked) >= _CACHE_LIMIT:
+            writable_checked.clear()
+        writable_checked[name] = error
     return error
 
 
