@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import kamhttp  # noqa: E402
-from kamhttp import counters  # noqa: E402
+from kamhttp.ops import counters  # noqa: E402
 
 TIMEOUT_EVERY = 1000
 WARMUP_CALLS = 20_000

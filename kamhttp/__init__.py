@@ -1,15 +1,27 @@
-"""kamhttp: Kamailio's http_client module for KEMI Python routing scripts, on pycurl."""
+"""kamhttp: Kamailio's http_client module for KEMI Python routing scripts, on pycurl.
+
+The public surface is :data:`__all__`.  Importing kamhttp has no effect outside it:
+the configuration calls, ``install()`` or the first request set up its process-global hooks
+(:mod:`kamhttp.process`).
+"""
 __version__ = "0.1.0"
 
-# The configuration layer (issue 2).
-from .errors import ConfigError, KamhttpError  # noqa: E402
-from .config import (finalize, http_connection_exists, load_config,  # noqa: E402
-                     load_kamailio_cfg, modparam, reset)
-
-# The function table (issue 3).
 from . import pv  # noqa: E402
-from .functions import (api, http_client, http_client_get, http_client_query,  # noqa: E402
-                        http_client_request, http_client_request_v2pk,
-                        http_client_response_headers_clear, http_client_response_headers_set,
-                        http_connect, http_connect_raw, http_get_content_type,
-                        http_get_redirect, install, request, Result)
+from .config import http_connection_exists, reset  # noqa: E402
+from .errors import ConfigError, KamhttpError, PVError  # noqa: E402
+from .process import finalize, load_config, load_kamailio_cfg, modparam  # noqa: E402
+from .script.api import Result, api, http_get_content_type, request  # noqa: E402
+from .script.cfg import (http_client_get, http_client_query, http_client_request,  # noqa: E402
+                         http_client_request_v2pk, http_client_response_headers_clear,
+                         http_client_response_headers_set, http_connect, http_connect_raw,
+                         http_get_redirect)
+from .script.kemi import http_client, install  # noqa: E402
+
+__all__ = [
+    "__version__", "modparam", "load_config", "load_kamailio_cfg", "finalize", "reset",
+    "install", "http_client", "http_connect", "http_connect_raw", "http_get_redirect",
+    "http_client_query", "http_client_get", "http_client_request", "http_client_request_v2pk",
+    "http_client_response_headers_set", "http_client_response_headers_clear", "api",
+    "http_connection_exists", "http_get_content_type", "request", "Result", "pv",
+    "ConfigError", "KamhttpError", "PVError",
+]

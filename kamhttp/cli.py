@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import sys
 from typing import Any, Callable
 
 from .config import KINDS, Configuration, read
 from .errors import ConfigError
-from .params import PARAMS, Scope
+from .config.params import PARAMS, Scope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +82,9 @@ COMMANDS: list[Command] = [
     Command("run", "run a KEMI script on simulated SIP messages and print what it did",
             "kamhttp.testing.cli:run", RUN_ARGUMENTS),
     Command("demo", "the routing-lookup example on simulated INVITEs against a local API",
-            "kamhttp.demo:command"),
+            "kamhttp.testing.demo:command"),
     Command("counters", "print the connections/connfail/connok totals of a running Kamailio",
-            "kamhttp.counters:command",
+            "kamhttp.cli:counters",
             (arg("--pid", type=int, help="the main process id (default: the only running "
                  "process tree with kamhttp counters)"),)),
 ]
@@ -146,9 +147,31 @@ def check(args: argparse.Namespace) -> int:
 
 def listcon(args: argparse.Namespace) -> int:
     """The listcon JSON; exit status 1 (with C's fault) when there is no connection."""
-    from .listcon import listcon_json
+    from .ops.listcon import listcon_json
     cfg = _load(args)
     if cfg is None:
         return 1
     print(listcon_json(cfg))
     return 0 if cfg.order else 1
+
+
+def counters(args: argparse.Namespace) -> int:
+    """``python -m kamhttp counters [--pid MAINPID]``: the totals as JSON, as
+    ``kamcmd cnt.grp_get_all httpclient`` prints them."""
+    from .ops import counters as store
+    pid = args.pid
+    if pid is None:
+        pids = store.live_pids()
+        if len(pids) != 1:
+            print("no running process has kamhttp counters" if not pids else
+                  "several process trees have kamhttp counters, choose one with --pid: "
+                  + " ".join(map(str, pids)), file=sys.stderr)
+            return 1
+        pid = pids[0]
+    try:
+        totals = store.read(pid)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"no kamhttp counters for pid {pid} ({err})", file=sys.stderr)
+        return 1
+    print(json.dumps(totals, sort_keys=True))
+    return 0

@@ -68,19 +68,3 @@ class PVError(KamhttpError):
 
 def _clip(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-class SipParseError(KamhttpError):
-    """A SIP message text is malformed (testing kit): names the line and what is wrong."""
-
-
-class KsrEmulationError(KamhttpError, AttributeError):
-    """The testing kit's emulated KSR does not provide this function or pseudo-variable.
-
-    An AttributeError too, so ``hasattr(KSR, name)`` answers False as inside Kamailio when a
-    module is not loaded; calling it raises with the name and what is emulated instead.
-    """
-
-
-class ScriptError(KamhttpError):
-    """A KEMI script cannot be loaded or started the way app_python3 would (testing kit)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, Callable
 
 PREFIX = "http_client"
 
@@ -36,7 +37,7 @@ class KsrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _ksr_function(ksr, level: int):
+def _ksr_function(ksr: Any, level: int) -> Callable[[str], object] | None:
     if level >= logging.CRITICAL and hasattr(ksr, "crit"):
         name = "crit"
     elif level >= logging.ERROR:
@@ -50,7 +51,8 @@ def _ksr_function(ksr, level: int):
     return getattr(ksr, name, None)
 
 
-def _install() -> logging.Logger:
+def install_handler() -> logging.Logger:
+    """Bridge the ``kamhttp`` loggers to KSR (once; :func:`kamhttp.process.setup` calls it)."""
     logger = logging.getLogger("kamhttp")
     if not any(isinstance(h, KsrHandler) for h in logger.handlers):
         logger.addHandler(KsrHandler())
@@ -58,8 +60,6 @@ def _install() -> logging.Logger:
             logger.setLevel(logging.INFO)
     return logger
 
-
-_install()
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Union
 
-from .curlerror import curl_strerror
+from .core import headers
+from .core.curlerror import curl_strerror
 from .errors import PVError
 from .log import printable
-from .state import peek
+from .core.state import peek
 
 Value = Union[str, int, None]
 
@@ -211,21 +212,7 @@ def _httprhdr(inner: str | None) -> Value:
     state = peek()
     if state is None or not inner:
         return None
-    return header_value(state.header_lines, inner)
-
-
-def header_value(lines: list[bytes], name: str) -> str | None:
-    """Spec 9.2: the newest line whose name matches case-insensitively; None if none."""
-    wanted = name.strip(" \t\r\n").lower().encode("latin-1", "replace")
-    for line in reversed(lines):
-        if not line or line[0] in b" \t\r\n":
-            continue
-        colon = line.find(b":")
-        if colon < 0:
-            continue
-        if line[:colon].strip(b" \t\r\n").lower() == wanted:
-            return line[colon + 1:].strip(b" \t\r\n").decode("utf-8", "replace")
-    return None
+    return headers.value(state.header_lines, inner)
 
 
 _OWN: dict[str, Callable[[str | None], Value]] = {

@@ -10,7 +10,7 @@ import pytest
 import kamhttp
 from kamhttp import config
 from kamhttp.errors import ConfigError
-from kamhttp.params import DEFAULT_USERAGENT
+from kamhttp.config.params import DEFAULT_USERAGENT
 
 
 pytestmark = pytest.mark.usefixtures("fresh_config")

@@ -10,7 +10,7 @@ import pytest
 import kamhttp
 from kamhttp import config, pv
 from kamhttp.errors import ConfigError
-from kamhttp.params import DEFAULT_USERAGENT, Settings
+from kamhttp.config.params import DEFAULT_USERAGENT, Settings
 
 
 pytestmark = pytest.mark.usefixtures("fresh_config")

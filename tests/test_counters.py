@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import kamhttp
-from kamhttp import counters
+from kamhttp.ops import counters
 
 
 @pytest.fixture

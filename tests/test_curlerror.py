@@ -8,7 +8,7 @@ import pathlib
 import pycurl
 import pytest
 
-from kamhttp.curlerror import _libcurl_strerror, _mapped_libcurls, curl_strerror
+from kamhttp.core.curlerror import _libcurl_strerror, _mapped_libcurls, curl_strerror
 
 DEBIAN_LIBCURL = "/usr/lib/x86_64-linux-gnu/libcurl.so.4"
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import threading
 
-from kamhttp import demo
-from kamhttp.curlerror import curl_strerror
+from kamhttp.testing import demo
+from kamhttp.core.curlerror import curl_strerror
 
 
 def test_demo_command_prints_the_four_scenarios(tmp_path):

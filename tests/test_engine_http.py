@@ -74,7 +74,7 @@ def test_default_user_agent_and_empty_user_agent(modparam, http_server):
     modparam("useragent", "")
     modparam("httpcon", f"silent=>{http_server.url}")
     assert kamhttp.http_connect("plain", "/echo", "$var(r)") == 200
-    assert header(echo(), "User-Agent") == [kamhttp.params.DEFAULT_USERAGENT]
+    assert header(echo(), "User-Agent") == [kamhttp.config.params.DEFAULT_USERAGENT]
     assert kamhttp.http_connect("silent", "/echo", "$var(r)") == 200
     assert header(echo(), "User-Agent") == []
 
@@ -233,7 +233,7 @@ def test_redirect_loop_stops_with_curl_47(modparam, http_server):
     http_server.clear()
     assert kamhttp.http_client_query(f"{http_server.url}/loop", "$var(r)") == 47
     assert pv.get("$var(r)") == ""
-    assert len(http_server.requests) == kamhttp.engine.MAX_REDIRECTS + 1
+    assert len(http_server.requests) == kamhttp.core.transport.MAX_REDIRECTS + 1
 
 
 def test_only_http_and_https(modparam, http_server):

@@ -10,8 +10,8 @@ import urllib.parse
 
 import pytest
 
-from kamhttp.curlerror import curl_strerror
-from kamhttp.demo import RoutingApi
+from kamhttp.core.curlerror import curl_strerror
+from kamhttp.testing.demo import RoutingApi
 from kamhttp.testing import run_script, sipmsg
 from tests import servers
 

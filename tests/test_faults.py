@@ -25,7 +25,8 @@ import pytest
 import trustme
 
 import kamhttp
-from kamhttp import counters, pv
+from kamhttp import pv
+from kamhttp.ops import counters
 from tests import servers
 from tests.servers.fault import FaultServer
 from tests.servers.https import HttpsServer

@@ -90,6 +90,6 @@ def test_request_on_a_connection_with_failover(modparam, http_server, fault_serv
 def test_request_failures(modparam, fault_server):
     result = kamhttp.request("GET", fault_server.refused_url)
     assert (result.code, result.status, result.curl_code) == (7, 0, 7)
-    assert result.curl_error == kamhttp.curlerror.curl_strerror(7)
+    assert result.curl_error == kamhttp.core.curlerror.curl_strerror(7)
     result = kamhttp.request("GET", "/", connection="missing")
     assert (result.code, result.status, result.curl_code, result.body) == (-1, 0, 0, b"")

@@ -7,7 +7,8 @@ import json
 import pytest
 
 import kamhttp
-from kamhttp import counters, pv
+from kamhttp import pv
+from kamhttp.ops import counters
 
 
 @pytest.fixture

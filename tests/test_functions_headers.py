@@ -15,7 +15,7 @@ def modparam(http_server):
     kamhttp.modparam("httpcon", f"api=>{http_server.url}")
     yield kamhttp.modparam
     kamhttp.reset()
-    kamhttp.engine.process_state().headers_flag = None
+    kamhttp.core.state.process_state().headers_flag = None
     kamhttp.http_client_response_headers_clear()
 
 
@@ -71,7 +71,7 @@ def test_set_and_clear_in_this_process(modparam):
 def test_request_while_capture_is_off_keeps_the_old_headers(modparam):
     assert kamhttp.http_client.response_headers_set(1) == 1
     assert kamhttp.http_connect("api", "/code/200?hdr=X-Old:%20yes", "$var(r)") == 200
-    kamhttp.engine.process_state().headers_flag = 0                 # off without clearing
+    kamhttp.core.state.process_state().headers_flag = 0                 # off without clearing
     assert kamhttp.http_connect("api", "/code/200?hdr=X-New:%20no", "$var(r)") == 200
     assert pv.get("$httprhdr(X-Old)") == "yes"
     assert pv.get("$httprhdr(X-New)") is None

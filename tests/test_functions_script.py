@@ -183,4 +183,4 @@ def test_install_makes_the_kemi_exports_ksr_http_client(modparam):
 
 def test_curl_error_text(modparam):
     assert kamhttp.http_client_query("http://127.0.0.1:1/", "$var(r)") == 7
-    assert pv.get("$curlerror(7)") == kamhttp.curlerror.curl_strerror(7) != ""
+    assert pv.get("$curlerror(7)") == kamhttp.core.curlerror.curl_strerror(7) != ""

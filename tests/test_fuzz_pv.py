@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kamhttp
+from kamhttp.core import headers
 from kamhttp import pv
-from kamhttp.curlerror import BAD_CODE, HTTP_CODE, curl_strerror
+from kamhttp.core.curlerror import BAD_CODE, HTTP_CODE, curl_strerror
 from kamhttp.errors import PVError
 
 EXAMPLES = 100_000 if os.environ.get("KAMHTTP_LONG") == "1" else 300
@@ -108,7 +109,7 @@ def test_curlerror_of_any_name_is_a_known_text(inner):
 @given(name=st.one_of(st.text(max_size=30), GRAMMAR),
        lines=st.lists(st.binary(max_size=40), max_size=8))
 def test_header_lookup_never_raises(name, lines):
-    value = pv.header_value(lines, name)
+    value = headers.value(lines, name)
     assert value is None or isinstance(value, str)
 
 

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-from kamhttp.connection import CONNECTION_KEYS
+from kamhttp.config.connection import CONNECTION_KEYS
 from kamhttp.errors import ConfigError
-from kamhttp.httpcon import parse_httpcon
-from kamhttp.params import DEFAULT_USERAGENT, Settings
+from kamhttp.config.httpcon import parse_httpcon
+from kamhttp.config.params import DEFAULT_USERAGENT, Settings
 
 DEFAULTS = Settings()
 

@@ -9,7 +9,7 @@ import pytest
 
 import kamhttp
 from kamhttp.errors import ConfigError
-from kamhttp.kamailiocfg import parse_modparams
+from kamhttp.config.kamailiocfg import parse_modparams
 
 
 pytestmark = pytest.mark.usefixtures("fresh_config")

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from kamhttp import cli, config
-from kamhttp.listcon import listcon, listcon_json
+from kamhttp.ops.listcon import listcon, listcon_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ import pytest
 import kamhttp
 from kamhttp import config
 from kamhttp.errors import ConfigError
-from kamhttp.params import DEFAULT_USERAGENT, PARAMS, Scope, Settings, coerce
+from kamhttp.config.params import DEFAULT_USERAGENT, PARAMS, Scope, Settings, coerce
 
 
 pytestmark = pytest.mark.usefixtures("fresh_config")

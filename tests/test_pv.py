@@ -9,6 +9,7 @@ import types
 import pytest
 
 import kamhttp
+from kamhttp.core import headers
 from kamhttp import pv
 from kamhttp.errors import PVError
 
@@ -97,7 +98,7 @@ LINES = [b"HTTP/1.1 302 Found\r\n", b"Location: /next\r\n", b"X-Both: old\r\n", 
     ("Missing", None), (" X-Rep ", "2"),
 ])
 def test_header_lookup_rules(name, value):
-    assert pv.header_value(LINES, name) == value
+    assert headers.value(LINES, name) == value
 
 
 # --- result variable names --------------------------------------------------------------------

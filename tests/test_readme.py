@@ -6,7 +6,7 @@ import pathlib
 import re
 import subprocess
 
-from kamhttp.params import PARAMS, documentation
+from kamhttp.config.params import PARAMS, documentation
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -20,7 +20,7 @@ import pytest
 
 import kamhttp
 from kamhttp import ConfigError, config, pv
-from kamhttp.params import Settings
+from kamhttp.config.params import Settings
 from kamhttp.testing import Emulator
 from tests import servers
 from tests.servers import bytes_body
@@ -122,7 +122,7 @@ def test_password_not_in_request_logs(clean, caplog, http_server, fault_server):
 def test_password_not_in_listcon_or_repr(clean):
     clean("httpcon", f"api=>http://alice:{PASSWORD}@127.0.0.1:1/x")
     current = config.current()
-    from kamhttp.listcon import listcon_json
+    from kamhttp.ops.listcon import listcon_json
     listing = json.loads(listcon_json(current))
     assert listing["CONNECTION"][0]["USERNAME"] == "alice"
     assert listing["CONNECTION"][0]["PASSWORD"] == "********"
@@ -291,7 +291,7 @@ def test_response_header_capture_is_bounded(clean, fault_server):
     clean("response_headers", 1)
     assert kamhttp.http_client_query(f"{fault_server.url}/fault/huge-headers?kb=1024",
                                      "$var(r)") == 56
-    from kamhttp.state import peek
+    from kamhttp.core.state import peek
     assert sum(len(line) for line in peek().header_lines) < 320 * 1024
 
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import kamhttp
-from kamhttp import state
+from kamhttp.core import state
 
 
 @pytest.fixture

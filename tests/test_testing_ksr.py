@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kamhttp.errors import KsrEmulationError
+from kamhttp.testing.errors import KsrEmulationError
 from kamhttp.testing import sipmsg
 from kamhttp.testing.ksr import AppPythonMsg, Emulator
 

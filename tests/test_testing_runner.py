@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from kamhttp.errors import ScriptError
+from kamhttp.testing.errors import ScriptError
 from kamhttp.testing import Session, run_script, sipmsg
 
 COUNTER = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kamhttp.errors import SipParseError
+from kamhttp.testing.errors import SipParseError
 from kamhttp.testing import sipmsg
 from kamhttp.testing.sipmsg import NameAddr, SipUri, parse
 

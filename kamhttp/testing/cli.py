@@ -6,7 +6,7 @@ import argparse
 import pathlib
 import sys
 
-from ..errors import ScriptError, SipParseError
+from .errors import ScriptError, SipParseError
 from . import sipmsg
 from .runner import run_script
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import types
 from typing import Any, Callable, Iterable
 
-from ..errors import KsrEmulationError, PVError, SipParseError
+from ..errors import PVError
+from .errors import KsrEmulationError, SipParseError
 from . import pvars
 from .context import MessageContext, WorkerState, new_context
 from .sipmsg import NameAddr, SipMessage, SipUri, canonical

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import KsrEmulationError, PVError, SipParseError
+from ..errors import PVError
+from .errors import KsrEmulationError, SipParseError
 from .context import MessageContext
 from .sipmsg import NameAddr, SipUri
 

@@ -26,7 +26,7 @@ import time
 import traceback
 from typing import Any, Iterable, Iterator, Mapping
 
-from ..errors import ScriptError
+from .errors import ScriptError
 from .context import MessageContext
 from .ksr import AppPythonMsg, Emulator
 from .sipmsg import SipMessage, parse
@@ -390,30 +390,27 @@ def _fresh_kamhttp() -> None:
     """A new Kamailio start: kamhttp's configuration and this process's state reset."""
     if "kamhttp.config" not in sys.modules:
         return
-    from kamhttp import config, state
+    from kamhttp import config
+    from kamhttp.core import state
     config.reset()
     state.reset()
 
 
 @contextlib.contextmanager
 def _trace_http(emulator: Emulator) -> Iterator[None]:
-    """Record every attempt kamhttp's engine performs into the current message context."""
-    try:
-        from kamhttp import engine
-    except ImportError:
-        yield
-        return
+    """Record every attempt kamhttp's request core performs into the current message
+    context."""
+    from kamhttp.core import request
 
-    def record(attempt: Any) -> None:
-        response = attempt.response
+    def record(_state: Any, attempt: Any) -> None:
         ctx = emulator.ctx
         ctx.record(ctx.http, HttpCall(
-            method=attempt.method or ("POST" if attempt.body else "GET"), url=attempt.url,
-            status=None if response.curl_code else response.status,
-            curl_code=response.curl_code, seconds=attempt.seconds,
+            method=attempt.method or ("POST" if attempt.sent else "GET"), url=attempt.url,
+            status=None if attempt.curl_code else attempt.status,
+            curl_code=attempt.curl_code, seconds=attempt.seconds,
             connection=attempt.connection))
 
-    stop = engine.observe(record)
+    stop = request.add_hook(record)
     try:
         yield
     finally:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from ..errors import SipParseError
+from .errors import SipParseError
 
 COMPACT_FORMS = {
     "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",

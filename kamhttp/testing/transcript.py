@@ -57,7 +57,7 @@ class HttpCall:
         if self.status is not None:
             outcome = str(self.status)
         else:
-            from ..curlerror import curl_strerror
+            from ..core.curlerror import curl_strerror
             outcome = f"curl error {self.curl_code} ({curl_strerror(self.curl_code)})"
         via = f" [{self.connection}]" if self.connection else ""
         return f"{self.method} {self.url}{via} -> {outcome} in {self.seconds * 1000:.1f} ms"

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from kamhttp.demo import RoutingApi
+from kamhttp.testing.demo import RoutingApi
 from tests import servers
 from tests.test_examples import App, limits, portability, text, verdicts
 

@@ -27,7 +27,7 @@ from typing import Any
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, \
     invalid_value, parse_base_url
 from . import params
-from .errors import ConfigError, read_config_text
+from ..errors import ConfigError, read_config_text
 
 MAX_TOKEN_LEN = 512
 ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ConfigError, read_config_text
+from ..errors import ConfigError, read_config_text
 from .params import Statement
 
 MODULE = "http_client"

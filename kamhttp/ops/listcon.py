@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .config import Configuration
-from .connection import MASK
+from ..config import Configuration
+from ..config.connection import MASK
 NO_CONNECTIONS = {"code": 500, "message": "No Connection Definitions"}
 """The fault C returns when no connection is defined [verified 5.6.3]."""
 

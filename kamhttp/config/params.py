@@ -20,8 +20,8 @@ import platform
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import __version__
-from .errors import ConfigError
+from .. import __version__
+from ..errors import ConfigError
 
 
 class Scope(enum.Enum):
@@ -76,50 +76,67 @@ def _check_authmethod(value: int) -> str | None:
 
 @dataclass(frozen=True)
 class ModParam:
+    """One modparam; ``key`` makes it the default of a per-connection key of that name."""
+
     name: str
     kind: type                      # int or str
     default: Any
     scope: Scope
     doc: str
     check: Callable[[int], str | None] | None = None   # returns what would be valid, or None
+    key: str | None = None          # the per-connection key it is the default of
+    key_kind: str = ""              # that key's value kind: str, int, bool or tlsversion
+    aliases: tuple[str, ...] = ()   # other spellings of the key in config_file and YAML
+    curl: str | None = None         # the libcurl option (pycurl's name) its value sets as is
 
 
 PARAMS: dict[str, ModParam] = {p.name: p for p in (
     ModParam("httpredirect", int, 1, Scope.COPIED,
-             "Follow HTTP redirects (1) or not (0). Documented default 1 (C: 0).", _check_bool),
+             "Follow HTTP redirects (1) or not (0). Documented default 1 (C: 0).", _check_bool,
+             key="httpredirect", key_kind="bool", aliases=("http_follow_redirect",)),
     ModParam("httpproxy", str, None, Scope.COPIED,
-             "Default HTTP proxy URL. Connections use it only when httpproxyport > 0."),
+             "Default HTTP proxy URL. Connections use it only when httpproxyport > 0.",
+             key="httpproxy", key_kind="str"),
     ModParam("httpproxyport", int, 0, Scope.COPIED,
-             "Default proxy port; 0 disables the proxy for connections.", _check_port),
+             "Default proxy port; 0 disables the proxy for connections.", _check_port,
+             key="httpproxyport", key_kind="int"),
     ModParam("useragent", str, DEFAULT_USERAGENT, Scope.COPIED,
-             "User-Agent header; \"\" sends none."),
+             "User-Agent header; \"\" sends none.", key="useragent", key_kind="str"),
     ModParam("maxdatasize", int, 0, Scope.COPIED,
-             "Largest response body kept for connections, in bytes; 0 is unlimited.", _check_uint),
+             "Largest response body kept for connections, in bytes; 0 is unlimited.", _check_uint,
+             key="maxdatasize", key_kind="int"),
     ModParam("connection_timeout", int, 0, Scope.COPIED,
              "Timeout of the whole transfer, in the unit of timeout_mode; 0 means the default "
-             "(4 s, or 4000 ms in timeout_mode 2).", _check_uint),
+             "(4 s, or 4000 ms in timeout_mode 2).", _check_uint, key="timeout", key_kind="int"),
     ModParam("timeout_mode", int, 1, Scope.REQUEST,
              "0: no timeouts; 1: timeouts in seconds; 2: in milliseconds.", _choices(0, 1, 2)),
     ModParam("client_cert", str, None, Scope.COPIED,
-             "PEM client certificate file (used only together with client_key)."),
+             "PEM client certificate file (used only together with client_key).",
+             key="client_cert", key_kind="str"),
     ModParam("client_key", str, None, Scope.COPIED,
-             "PEM client key file (used only together with client_cert)."),
+             "PEM client key file (used only together with client_cert).",
+             key="client_key", key_kind="str"),
     ModParam("cacert", str, None, Scope.REQUEST,
              "PEM file of the CAs trusted to verify servers; unset uses the system store."),
     ModParam("cipher_suites", str, None, Scope.COPIED,
-             "Allowed TLS cipher list (libcurl CURLOPT_SSL_CIPHER_LIST)."),
+             "Allowed TLS cipher list (libcurl CURLOPT_SSL_CIPHER_LIST).",
+             key="cipher_suites", key_kind="str", curl="SSL_CIPHER_LIST"),
     ModParam("verify_peer", int, 1, Scope.COPIED,
-             "Verify the server certificate (1) or not (0).", _check_bool),
+             "Verify the server certificate (1) or not (0).", _check_bool,
+             key="verify_peer", key_kind="bool"),
     ModParam("verify_host", int, 2, Scope.COPIED,
-             "Verify the server host name (non-zero) or not (0).", _check_bool),
+             "Verify the server host name (non-zero) or not (0).", _check_bool,
+             key="verify_host", key_kind="bool"),
     ModParam("tlsversion", int, 0, Scope.COPIED,
              "Minimum TLS version: " + ", ".join(f"{i} {n}" for i, n in enumerate(TLS_VERSIONS)),
-             _choices(*range(len(TLS_VERSIONS)), names=TLS_VERSIONS)),
+             _choices(*range(len(TLS_VERSIONS)), names=TLS_VERSIONS),
+             key="tlsversion", key_kind="tlsversion", curl="SSLVERSION"),
     ModParam("authmethod", int, 3, Scope.COPIED,
              "HTTP authentication bitmap: 1 Basic, 2 Digest, 4 GSS-Negotiate, 8 NTLM, "
-             "16 Digest-IE.", _check_authmethod),
+             "16 Digest-IE.", _check_authmethod, key="authmethod", key_kind="int"),
     ModParam("keep_connections", int, 0, Scope.COPIED,
-             "Reuse connections (1) or open a new one per request (0).", _check_bool),
+             "Reuse connections (1) or open a new one per request (0).", _check_bool,
+             key="keep_connections", key_kind="bool", aliases=("keepconnections",)),
     ModParam("query_result", int, 1, Scope.DIRECT,
              "Direct-URL functions keep the whole body (0) or its first line (1).", _check_bool),
     ModParam("query_maxdatasize", int, 0, Scope.DIRECT,
@@ -136,7 +153,39 @@ PARAMS: dict[str, ModParam] = {p.name: p for p in (
 )}
 
 
-class _SettingsMethods:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConnectionOptions:
+    """The values a connection takes from the modparams in force at its definition (those
+    with a ``key`` in PARAMS), under their modparam names; Settings and Connection share them."""
+
+    httpredirect: int = 1
+    httpproxy: str | None = None
+    httpproxyport: int = 0
+    useragent: str | None = DEFAULT_USERAGENT
+    maxdatasize: int = 0
+    client_cert: str | None = None
+    client_key: str | None = None
+    cipher_suites: str | None = None
+    verify_peer: int = 1
+    verify_host: int = 2
+    tlsversion: int = 0
+    authmethod: int = 3
+    keep_connections: int = 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings(ConnectionOptions):
+    """The values of every value-modparam at one point of the load order (immutable), with the
+    defaults of PARAMS (a test checks the two agree)."""
+
+    connection_timeout: int = 0
+    timeout_mode: int = 1
+    cacert: str | None = None
+    query_result: int = 1
+    query_maxdatasize: int = 0
+    netinterface: str | None = None
+    response_headers: int = 0
+
     def with_value(self, name: str, value: Any) -> "Settings":
         return dataclasses.replace(self, **{name: value})
 
@@ -151,15 +200,6 @@ class _SettingsMethods:
         if not timeout:
             timeout = DEFAULT_TIMEOUT_S * (1000 if self.timeout_mode == 2 else 1)
         return timeout
-
-
-Settings = dataclasses.make_dataclass(
-    "Settings",
-    [(p.name, p.kind | None, p.default) for p in PARAMS.values() if p.scope is not Scope.LOADER],
-    bases=(_SettingsMethods,), frozen=True)
-Settings.__module__ = __name__
-Settings.__doc__ = """The values of every value-modparam at one point of the load order (immutable),
-with the defaults of PARAMS."""
 
 
 Statement = tuple[str, Any, str]

@@ -31,11 +31,11 @@ from typing import Any
 
 from .cfgfile import parse_config_file, resolve_file_name
 from .connection import Connection, ConnectionSpec
-from .errors import ConfigError
+from ..errors import ConfigError
 from .httpcon import parse_httpcon
 from .kamailiocfg import read_modparams
 from .params import Settings, Statement, coerce
-from .yamlconfig import read_yaml
+from .yamlfile import read_yaml
 
 KINDS = ("yaml", "config_file", "kamailio_cfg")
 DEFAULT_KAMAILIO_CFG = "/etc/kamailio/kamailio.cfg"

@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
-from .params import INT_MAX, PARAMS, Settings
+from ..errors import ConfigError
+from .params import INT_MAX, PARAMS, ConnectionOptions, Settings
 
 
 @dataclass(frozen=True)
@@ -31,30 +31,21 @@ CONNECTION_KEYS: dict[str, ConnectionKey] = {k.name: k for k in (
     ConnectionKey("username", "str", in_httpcon=False),
     ConnectionKey("password", "str", in_httpcon=False),
     ConnectionKey("failover", "str"),
-    ConnectionKey("useragent", "str", "useragent"),
-    ConnectionKey("verify_peer", "bool", "verify_peer"),
-    ConnectionKey("verify_host", "bool", "verify_host"),
-    ConnectionKey("client_cert", "str", "client_cert"),
-    ConnectionKey("client_key", "str", "client_key"),
-    ConnectionKey("cipher_suites", "str", "cipher_suites"),
-    ConnectionKey("tlsversion", "tlsversion", "tlsversion"),
-    ConnectionKey("timeout", "int", "connection_timeout"),
-    ConnectionKey("maxdatasize", "int", "maxdatasize"),
-    ConnectionKey("httpredirect", "bool", "httpredirect", aliases=("http_follow_redirect",)),
-    ConnectionKey("httpproxy", "str", "httpproxy"),
-    ConnectionKey("httpproxyport", "int", "httpproxyport"),
-    ConnectionKey("authmethod", "int", "authmethod"),
-    ConnectionKey("keep_connections", "bool", "keep_connections", aliases=("keepconnections",)),
+    *(ConnectionKey(p.key, p.key_kind, p.name, p.aliases)
+      for p in PARAMS.values() if p.key is not None),
 )}
+"""Every key of a connection definition: its own (url, credentials, failover) and one per
+modparam with a ``key`` in PARAMS, which gives its default."""
 
 KEY_BY_SPELLING: dict[str, ConnectionKey] = {
     spelling: key for key in CONNECTION_KEYS.values() for spelling in (key.name, *key.aliases)}
 
 
-@dataclass(frozen=True)
-class Connection:
+@dataclass(frozen=True, kw_only=True)
+class Connection(ConnectionOptions):
     """One named connection. ``url`` is the base without scheme and credentials (what listcon
-    calls URI); ``source`` says where it was defined, for error messages."""
+    calls URI); ``source`` says where it was defined, for error messages.  The options shared
+    with Settings come from ConnectionOptions; ``timeout`` defaults from connection_timeout."""
 
     name: str
     schema: str
@@ -63,20 +54,7 @@ class Connection:
     username: str | None = None
     password: str | None = field(default=None, repr=False)   # never in logs or messages
     failover: str | None = None
-    useragent: str | None = None
-    verify_peer: int = 1
-    verify_host: int = 2
-    client_cert: str | None = None
-    client_key: str | None = None
-    cipher_suites: str | None = None
-    tlsversion: int = 0
     timeout: int = 0
-    maxdatasize: int = 0
-    httpredirect: int = 1
-    httpproxy: str | None = None
-    httpproxyport: int = 0
-    authmethod: int = 3
-    keep_connections: int = 0
 
     @classmethod
     def define(cls, name: str, schema: str, url: str, source: str, defaults: Settings,
@@ -106,7 +84,9 @@ class Connection:
 
     def masked(self) -> dict[str, Any]:
         """Every field, the password masked: for check, listcon and logs."""
-        fields = dataclasses.asdict(self)
+        own = ("name", "schema", "url", "source", "username", "password", "failover", "timeout")
+        values = dataclasses.asdict(self)
+        fields = {name: values.pop(name) for name in own} | values
         if fields["password"] is not None:
             fields["password"] = MASK
         return fields

@@ -13,17 +13,18 @@ documented; the C module counts only httpcon connections).
 """
 from __future__ import annotations
 
-import atexit
 import fcntl
 import glob
-import json
 import mmap
 import os
 import re
-import sys
 import tempfile
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..core.attempt import Attempt
+    from ..core.state import ProcessState
 
 _MAGIC = 0x6B616D6874747031          # "kamhttp1"
 _HEADER = 8                           # int64 words: magic, slots, next free, connections, pid
@@ -131,6 +132,11 @@ def prepare(connections: int | None = None) -> None:
             _store.words[3] = connections
 
 
+def count(state: ProcessState, attempt: Attempt) -> None:
+    """The hook after every attempt: connok for status 200, else connfail."""
+    add(state.pid, attempt.status == 200)
+
+
 def add(pid: int, ok: bool) -> None:
     """+1 connok (``ok``: an attempt that ended with status 200) or connfail (a curl error or
     another status) for process ``pid``: the caller's, from its per-process state, so that
@@ -155,7 +161,7 @@ def _claim(pid: int) -> None:
 
 def _connection_count() -> int | None:
     """Connection definitions in memory (every worker holds the same configuration)."""
-    from . import config
+    from .. import config
     try:
         return len(config.current().connections)
     except Exception:          # an unfinished configuration: keep the recorded number
@@ -191,27 +197,6 @@ def live_pids() -> list[int]:
     return sorted(pids)
 
 
-def command(args: Any) -> int:
-    """``python -m kamhttp counters [--pid MAINPID]``: the totals as JSON, as
-    ``kamcmd cnt.grp_get_all httpclient`` prints them."""
-    pid = args.pid
-    if pid is None:
-        pids = live_pids()
-        if len(pids) != 1:
-            print("no running process has kamhttp counters" if not pids else
-                  "several process trees have kamhttp counters, choose one with --pid: "
-                  + " ".join(map(str, pids)), file=sys.stderr)
-            return 1
-        pid = pids[0]
-    try:
-        totals = read(pid)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"no kamhttp counters for pid {pid} ({err})", file=sys.stderr)
-        return 1
-    print(json.dumps(totals, sort_keys=True))
-    return 0
-
-
 def _sweep_stale() -> None:
     """Remove stores left by main processes that no longer exist."""
     for path in glob.glob(os.path.join(_DIR, "kamhttp-counters-*")):
@@ -233,7 +218,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _before_fork() -> None:
+def before_fork() -> None:
     """Workers must inherit a store: create it now if nobody did."""
     if _store is None:
         try:
@@ -242,13 +227,11 @@ def _before_fork() -> None:
             pass      # counting then stays per process; never block a fork
 
 
-def _cleanup() -> None:
+def cleanup() -> None:
+    """Remove the store at exit of the process that made it."""
     if _store is not None and _store.words[4] == os.getpid():
         try:
             os.unlink(_store.path)
         except OSError:
             pass
 
-
-os.register_at_fork(before=_before_fork)
-atexit.register(_cleanup)

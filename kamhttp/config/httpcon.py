@@ -19,7 +19,7 @@ import re
 
 from .connection import CONNECTION_KEYS, Connection, ConnectionKey, describe, invalid_value, \
     mask_credentials, split_credentials
-from .errors import ConfigError
+from ..errors import ConfigError
 from .params import Settings
 
 log = logging.getLogger("kamhttp.config")

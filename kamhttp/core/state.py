@@ -16,7 +16,19 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+import pycurl
+
+from .transport import Handle, new_share
+
+if TYPE_CHECKING:
+    from .request import Route
+
+RouteKey = str | tuple[None, bool]
+"""A connection's name, or one of the direct-URL keys below."""
+DIRECT_KEY: RouteKey = (None, False)         # the direct-URL functions' handle and route
+DIRECT_H2_KEY: RouteKey = (None, True)       # the same with HTTP/2 prior knowledge
 
 _state: "ProcessState | None" = None
 
@@ -26,16 +38,38 @@ class ProcessState:
     """Everything kamhttp keeps per worker process (never shared between processes)."""
 
     pid: int
-    handles: dict[Any, Any] = field(default_factory=dict)     # slot key -> engine.Handle
-    routes: dict[Any, Any] = field(default_factory=dict)  # connection name or direct key ->
-    #                     engine.Route, prepared under the configuration ``generation``
-    answered: dict[str, Any] = field(default_factory=dict)  # connection -> engine.Handle of
-    #                     its last attempt if that got a response, else None
-    last: Any = None      # engine.Handle of the last attempt of any function if answered
+    handles: dict[RouteKey, Handle] = field(default_factory=dict)
+    routes: dict[RouteKey, "Route"] = field(default_factory=dict)
+    """Prepared under the configuration ``generation``."""
+    answered: dict[str, Handle | None] = field(default_factory=dict)
+    """Connection -> the handle of its last attempt if that got a response, else None."""
+    last: Handle | None = None       # the handle of the last attempt of any function if answered
     header_lines: list[bytes] = field(default_factory=list)  # raw lines, arrival order
     headers_flag: int | None = None   # set by http_client_response_headers_set(); None: modparam
-    share: Any = None                 # pycurl.CurlShare of this process's handles
+    share: pycurl.CurlShare | None = None   # TLS sessions and DNS shared by this process's handles
     generation: int = 0               # the configuration the per-connection values belong to
+
+    def handle(self, key: RouteKey) -> Handle:
+        """This process's handle for ``key``, created on first use."""
+        handle = self.handles.get(key)
+        if handle is None:
+            if self.share is None:
+                self.share = new_share()
+            handle = self.handles[key] = Handle(key, self.share)
+        return handle
+
+    def retire(self, handle: Handle) -> None:
+        """Close a handle after a TLS connection it must not keep.
+
+        libcurl >= 8.9 shuts a closed TLS connection down gracefully: it sends close_notify
+        and parks the socket on the handle until the peer answers or 2 s pass, and only
+        drives that list when the handle is used again.  With keep_connections=0 that would
+        leave up to 2 s x request rate sockets open; closing the handle (as the C module
+        does after every request) closes them at once.  TLS sessions stay in the share.
+        """
+        if self.handles.get(handle.key) is handle:
+            del self.handles[handle.key]
+        handle.close()
 
     def for_generation(self, generation: int) -> "ProcessState":
         """Forget per-connection values recorded under another configuration (the handles
@@ -89,13 +123,16 @@ def reset() -> None:
 
 def _renew() -> ProcessState:
     global _state
+    from .. import process
+    process.setup()
     if _state is not None and _state.pid != os.getpid():
         _abandon(_state)
     _state = ProcessState(pid=os.getpid())
     return _state
 
 
-def _after_fork_in_child() -> None:
+def after_fork_in_child() -> None:
+    """The at-fork hook (installed by :func:`kamhttp.process.setup`): a child starts fresh."""
     global _state
     if _state is not None:
         _abandon(_state)
@@ -114,5 +151,3 @@ def _abandon(inherited: ProcessState) -> None:
     for obj in keep:
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
 
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

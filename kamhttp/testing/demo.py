@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .testing import HttpCall, LogLine, MessageResult, Session, sipmsg
+from . import HttpCall, LogLine, MessageResult, Session, sipmsg
 
 ROUTES = {
     "+4930123456": "sip:+4930123456@gw-berlin.example.net:5060",
@@ -33,7 +33,7 @@ SLOW_NUMBERS = {"+4989000000"}
 
 SLOW_DELAY = 5.0
 DEMO_TIMEOUT_MS = 400
-EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "kemi_examples" / "routing_lookup.py"
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "kemi_examples" / "routing_lookup.py"
 
 
 @dataclass

@@ -24,7 +24,7 @@ import yaml
 
 from .cfgfile import BOOLEANS, TLS_NAMES, TLS_VERSIONS, section_spec
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, invalid_value
-from .errors import ConfigError, read_config_text
+from ..errors import ConfigError, read_config_text
 from .params import Statement
 
 TOP_LEVEL = ("modparams", "connections")

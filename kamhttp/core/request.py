@@ -1,0 +1,211 @@
+"""The request rules of the C module (spec 5 and 6) on top of the transport.
+
+:func:`connection_request` (a named connection: URL joining, GET/POST, Content-Type, one
+failover hop) and :func:`direct_request` (the direct-URL functions) both go through
+:func:`_perform`, the one attempt: return code and kept body (spec 5.1, 5.2), header capture,
+$curlredirect and the connection's redirect URL and content type, then the hooks (counters,
+observers).  Each takes the configuration snapshot and this process's state as arguments and
+returns an :class:`~.attempt.Attempt`; a :class:`Route` prepared once per process and
+configuration makes a request one look-up, one attempt and one transfer.
+
+Nothing here raises into a routing script: every failure is a return code.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pycurl
+
+from ..config.connection import Connection
+from ..config.params import Settings
+from ..config.registry import Configuration
+from ..log import get_logger, printable
+from .attempt import NO_CONNECTION, Attempt
+from .state import DIRECT_H2_KEY, DIRECT_KEY, ProcessState, RouteKey
+from .transport import Handle, Profile, curl_failure, timings, transfer
+
+log = get_logger("engine")
+
+Hook = Callable[[ProcessState, Attempt], None]
+"""Called after every attempt of this process, with its state and the attempt."""
+
+_hooks: list[Hook] = []
+
+_URLS_PER_ROUTE = 256
+"""Joined URLs a route remembers (scripts use a few fixed paths; others are joined again)."""
+
+
+def add_hook(hook: Hook) -> Callable[[], None]:
+    """Call ``hook`` after every attempt; returns the function that removes it."""
+    _hooks.append(hook)
+    return lambda: _hooks.remove(hook)
+
+
+class Route:
+    """How this process requests one connection, or the direct URLs, under one configuration:
+    its Profile built once, the handle it is applied to, its URLs joined once per path.
+
+    Prepared on first use and kept in ``state.routes`` until the configuration changes; the
+    handle is looked up again only when it was closed or lost its options
+    (``handle.profile is not route.profile``)."""
+
+    __slots__ = ("key", "name", "conn", "settings", "profile", "handle", "urls")
+
+    def __init__(self, key: RouteKey, settings: Settings, profile: Profile,
+                 conn: Connection | None = None) -> None:
+        self.key = key                       # of state.handles
+        self.name = conn.name if conn is not None else None
+        self.conn = conn
+        self.settings = settings
+        self.profile = profile
+        self.handle: Handle | None = None
+        self.urls: dict[str | None, str] = {}
+
+    def bind(self, state: ProcessState) -> int:
+        """Attach this process's handle for the key and configure it: 0, or the curl code of
+        an option libcurl refused (the next request tries again)."""
+        handle = self.handle = state.handle(self.key)
+        return handle.configure(self.profile)
+
+    def join(self, path: str | None) -> str:
+        """The request URL of ``path`` (Connection.join), remembered for the next call."""
+        urls = self.urls
+        if len(urls) >= _URLS_PER_ROUTE:
+            urls.clear()
+        assert self.conn is not None             # only connection routes join paths
+        url = urls[path] = self.conn.join(path) if path else self.conn.base_url
+        return url
+
+
+def _connection_route(state: ProcessState, cfg: Configuration, name: str) -> Route | None:
+    """The route of connection ``name``, prepared now; None (logged) when there is none."""
+    conn = cfg.connections.get(name)
+    if conn is None:
+        log.error("No cURL connection found: %s", printable(name))
+        return None
+    route = state.routes[name] = Route(
+        name, cfg.settings, Profile.for_connection(conn, cfg.settings), conn)
+    return route
+
+
+def _direct_route(state: ProcessState, settings: Settings, http2: bool) -> Route:
+    """The route of the direct-URL functions (one per HTTP/2 prior knowledge or not)."""
+    key = DIRECT_H2_KEY if http2 else DIRECT_KEY
+    route = state.routes[key] = Route(key, settings, Profile.for_direct(settings, http2))
+    return route
+
+
+def first_line(body: bytes) -> bytes:
+    """The body up to its first line end, without the line end ("\\r\\n" or "\\n")."""
+    end = body.find(b"\n")
+    if end < 0:
+        return body
+    return body[:end - 1] if end and body[end - 1] == 13 else body[:end]
+
+
+def connection_request(cfg: Configuration, state: ProcessState, name: str, path: str | None,
+                       content_type: str | None = None, data: bytes | None = None, *,
+                       method: str | None = None, headers: list[bytes] | None = None,
+                       details: bool = False) -> Attempt:
+    """A request on a named connection, with one failover hop (spec 5.3-5.5, 6.6)."""
+    if state.generation != cfg.generation:
+        state.for_generation(cfg.generation)
+    route = state.routes.get(name) or _connection_route(state, cfg, name)
+    if route is None:
+        return NO_CONNECTION
+    body = data or None
+    if body is not None and content_type is not None:
+        content_header = b"Content-Type: " + content_type.encode("utf-8", "surrogateescape")
+        headers = [content_header, *headers] if headers else [content_header]
+    attempt = _perform(state, route, route.urls.get(path) or route.join(path), method, body,
+                       headers, details)
+    failover = route.conn.failover if route.conn is not None else None
+    if failover is not None and (attempt.curl_code or attempt.status >= 500):
+        log.error("%s: Trying failover to curl con (%s)",
+                  "FATAL FAILURE" if attempt.curl_code else "FAILURE", failover)
+        route = state.routes.get(failover) or _connection_route(state, cfg, failover)
+        if route is None:
+            return NO_CONNECTION
+        attempt = _perform(state, route, route.urls.get(path) or route.join(path), method,
+                           body, headers, details)
+    return attempt
+
+
+def direct_request(cfg: Configuration, state: ProcessState, url: str, method: str | None,
+                   body: bytes | None, hdrs: str | None, *, http2_prior_knowledge: bool = False,
+                   extra: list[bytes] | None = None, details: bool = False,
+                   whole_body: bool = False) -> Attempt:
+    """A request on a full URL with the module defaults (spec 5.7-5.10).  Unless
+    ``whole_body``, query_result=1 keeps only the first line (after query_maxdatasize).
+
+    ``hdrs`` is passed whole as one header list entry, as the C module does, so a
+    ``"A: 1\\r\\nB: 2"`` string sends two headers.
+    """
+    if state.generation != cfg.generation:
+        state.for_generation(cfg.generation)
+    route = state.routes.get(DIRECT_H2_KEY if http2_prior_knowledge else DIRECT_KEY) \
+        or _direct_route(state, cfg.settings, http2_prior_knowledge)
+    headers = [hdrs.encode("utf-8", "surrogateescape")] if hdrs else None
+    if extra:
+        headers = headers + extra if headers else extra
+    attempt = _perform(state, route, url, method, body or None, headers, details)
+    if cfg.settings.query_result and not whole_body:
+        attempt.value = first_line(attempt.value)
+    return attempt
+
+
+def _perform(state: ProcessState, route: Route, url: str, method: str | None,
+             body: bytes | None, headers: list[bytes] | None, details: bool) -> Attempt:
+    """One attempt on ``route``.  The rules of every attempt live here: the return code and
+    the kept body (spec 5.1, 5.2), header capture per the response_headers flag,
+    $curlredirect and the connection's redirect URL and content type, then the hooks."""
+    start = time.perf_counter()
+    handle = route.handle
+    setup_error = 0
+    if handle is None or handle.profile is not route.profile:
+        setup_error = route.bind(state)
+        handle = route.handle
+        assert handle is not None
+    flag = state.headers_flag
+    if flag is None:
+        flag = route.settings.response_headers
+    sink: list[bytes] | None = None
+    if flag:
+        sink = state.header_lines = []
+    elif details:
+        sink = []
+    if setup_error:
+        curl_code = curl_failure(setup_error, url)
+    else:
+        curl_code = transfer(handle, url, method, body, headers, sink)
+    curl = handle.curl
+    if curl_code:
+        # the curl code; libcurl 8 has codes from 100 up (100: a request head over 1 MB),
+        # which a script would read as HTTP statuses: they give -1
+        attempt = Attempt(curl_code if curl_code < 100 else -1, 0, curl_code, b"", b"",
+                          route.name, url, method, body)
+    else:
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+        chunks = handle.sink.chunks            # the body, releasing the buffer (one chunk
+        content = b"".join(chunks)             # is taken without a copy)
+        chunks.clear()
+        attempt = Attempt(status, status, 0, content, content if 200 <= status < 500 else b"",
+                          route.name, url, method, body)
+        if details:
+            attempt.truncated = handle.sink.overflow
+            attempt.effective_url = handle.effective_url()
+            attempt.content_type = handle.content_type()
+            attempt.header_lines = sink
+    if details:
+        attempt.timings = timings(curl)
+    profile = handle.profile
+    if profile is not None and not profile.keep and curl.getinfo(pycurl.APPCONNECT_TIME):
+        state.retire(handle)
+    answered = state.last = None if curl_code else handle
+    if route.name is not None:
+        state.answered[route.name] = answered
+    attempt.seconds = time.perf_counter() - start
+    for hook in _hooks:
+        hook(state, attempt)
+    return attempt

@@ -1,0 +1,365 @@
+"""The transport: one libcurl transfer on a reused per-process pycurl handle.
+
+:class:`Profile` holds every option that comes from configuration (applied once per handle,
+again only when it changes), :class:`Handle` one pycurl handle and what was last set on it,
+:func:`transfer` sets only what differs per call (URL, method, body, headers, sinks) and
+performs it.  Curl failures become their CURLcode here, logged the way the C module words
+them; nothing raises.  The request rules of the C module live in :mod:`.request`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable
+
+import pycurl
+
+from ..config.connection import Connection
+from ..config.params import PARAMS, ConnectionOptions, Settings
+from ..log import get_logger, printable
+from .curlerror import curl_strerror
+
+log = get_logger("engine")
+
+MAX_REDIRECTS = 10
+"""Redirect hops followed before libcurl gives up with curl 47 (C: unlimited, so a loop ran
+until the timeout)."""
+
+_HTTP_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
+_AUTH_MASK = 1 | 2 | 4 | 8 | 16       # CURLAUTH_BASIC|DIGEST|GSSNEGOTIATE|NTLM|DIGEST_IE
+_PEM = b"PEM"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """The libcurl options that come from configuration, not from the call (spec 6.1)."""
+
+    username: str | None = None
+    password: str | None = None
+    authmethod: int = 3
+    client_cert: str | None = None      # set only when cert and key are both given
+    client_key: str | None = None
+    cacert: str | None = None
+    plain: tuple[tuple[int, int | bytes], ...] = ()   # options PARAMS maps to libcurl as is
+    proxy: str | None = None
+    proxyport: int = 0
+    verify_peer: int = 1
+    verify_host: int = 2
+    timeout_option: int | None = None   # pycurl.TIMEOUT or TIMEOUT_MS, None: no timeout
+    timeout: int = 0
+    follow: int = 1
+    keep: int = 0
+    netinterface: str | None = None
+    useragent: str | None = None
+    http2_prior_knowledge: bool = False
+    maxdatasize: int = 0                # result cap in bytes, 0: unlimited
+
+    @classmethod
+    def for_connection(cls, conn: Connection, settings: Settings) -> "Profile":
+        """A connection's own settings plus the global cacert/netinterface (spec 6.2)."""
+        option, timeout = _timeout(settings, conn.timeout)
+        both = conn.client_cert is not None and conn.client_key is not None
+        return cls(username=conn.username, password=conn.password,
+                   authmethod=conn.authmethod,
+                   client_cert=conn.client_cert if both else None,
+                   client_key=conn.client_key if both else None,
+                   cacert=settings.cacert, plain=_plain(conn),
+                   proxy=conn.proxy, proxyport=conn.httpproxyport if conn.proxy else 0,
+                   verify_peer=conn.verify_peer, verify_host=conn.verify_host,
+                   timeout_option=option, timeout=timeout, follow=conn.httpredirect,
+                   keep=conn.keep_connections, netinterface=settings.netinterface,
+                   useragent=conn.useragent, maxdatasize=conn.maxdatasize)
+
+    @classmethod
+    def for_direct(cls, settings: Settings, http2_prior_knowledge: bool = False) -> "Profile":
+        """The module defaults at call time, as the direct-URL functions use them (spec 5.7)."""
+        option, timeout = _timeout(settings, settings.connection_timeout)
+        both = bool(settings.client_cert) and bool(settings.client_key)
+        return cls(client_cert=settings.client_cert if both else None,
+                   client_key=settings.client_key if both else None,
+                   cacert=settings.cacert, plain=_plain(settings),
+                   proxy=settings.httpproxy or None,
+                   proxyport=settings.httpproxyport if settings.httpproxy else 0,
+                   verify_peer=settings.verify_peer, verify_host=settings.verify_host,
+                   timeout_option=option, timeout=timeout, follow=settings.httpredirect,
+                   keep=settings.keep_connections, netinterface=settings.netinterface,
+                   useragent=settings.useragent or None,
+                   http2_prior_knowledge=http2_prior_knowledge,
+                   maxdatasize=settings.query_maxdatasize)
+
+    def apply(self, curl: pycurl.Curl) -> None:
+        """Set every option of this profile on a freshly reset handle."""
+        setopt = curl.setopt
+        setopt(pycurl.PROTOCOLS, _HTTP_PROTOCOLS)
+        setopt(pycurl.REDIR_PROTOCOLS, _HTTP_PROTOCOLS)
+        setopt(pycurl.NOSIGNAL, 1)
+        if self.http2_prior_knowledge:
+            setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+        if self.username is not None:
+            setopt(pycurl.USERNAME, _b(self.username))
+            setopt(pycurl.HTTPAUTH, self.authmethod & _AUTH_MASK)
+        if self.password is not None:
+            setopt(pycurl.PASSWORD, _b(self.password))
+        if self.client_cert is not None and self.client_key is not None:
+            setopt(pycurl.SSLCERTTYPE, _PEM)
+            setopt(pycurl.SSLCERT, _b(self.client_cert))
+            setopt(pycurl.SSLKEYTYPE, _PEM)
+            setopt(pycurl.SSLKEY, _b(self.client_key))
+        if self.cacert is not None:
+            setopt(pycurl.CAINFO, _b(self.cacert))
+        for option, value in self.plain:
+            setopt(option, value)
+        if self.proxy is not None:
+            setopt(pycurl.PROXY, _b(self.proxy))
+            if self.proxyport > 0:
+                setopt(pycurl.PROXYPORT, self.proxyport)
+        setopt(pycurl.SSL_VERIFYPEER, 1 if self.verify_peer else 0)
+        setopt(pycurl.SSL_VERIFYHOST, 2 if self.verify_host else 0)
+        if self.timeout_option is not None:
+            setopt(self.timeout_option, self.timeout)
+        setopt(pycurl.FOLLOWLOCATION, 1 if self.follow else 0)
+        setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
+        if self.netinterface is not None:
+            setopt(pycurl.INTERFACE, _b(self.netinterface))
+        if self.useragent is not None:
+            setopt(pycurl.USERAGENT, _b(self.useragent))
+        if not self.keep:
+            setopt(pycurl.FRESH_CONNECT, 1)
+            setopt(pycurl.FORBID_REUSE, 1)
+
+
+_PLAIN_OPTIONS = tuple((p.name, getattr(pycurl, p.curl)) for p in PARAMS.values() if p.curl)
+"""(option name, libcurl option) of the options PARAMS says libcurl takes as they are."""
+
+
+def _plain(options: ConnectionOptions) -> tuple[tuple[int, int | bytes], ...]:
+    """The set (non-empty, non-zero) options of ``options`` that libcurl takes as they are."""
+    return tuple((curl_option, _b(value) if isinstance(value, str) else value)
+                 for name, curl_option in _PLAIN_OPTIONS if (value := getattr(options, name)))
+
+
+def _timeout(settings: Settings, timeout: int) -> tuple[int | None, int]:
+    """The timeout option and value: seconds (mode 1), milliseconds (mode 2), else none."""
+    mode = settings.timeout_mode
+    if mode == 1:
+        return pycurl.TIMEOUT, settings.effective_timeout(timeout)
+    if mode == 2:
+        return pycurl.TIMEOUT_MS, settings.effective_timeout(timeout)
+    return None, 0
+
+
+def error_code(exc: Exception) -> int:
+    """The CURLcode of a pycurl error; 43 (bad argument) for pycurl's own refusals."""
+    code = exc.args[0] if exc.args else None
+    return code if isinstance(code, int) else pycurl.E_BAD_FUNCTION_ARGUMENT
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+class Sink:
+    """The write callback's buffer: keeps at most ``cap`` bytes, then stops the transfer.
+
+    Stopping (libcurl's write error 23) bounds memory and time; the caller knows from
+    ``overflow`` that the transfer itself was fine and the status stands.  Without a cap
+    libcurl writes straight into ``chunks.append`` (no Python frame per chunk).
+    """
+
+    __slots__ = ("chunks", "size", "cap", "overflow")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.cap = 0
+        self.reset()
+
+    def writer(self, cap: int) -> Callable[[bytes], int | None]:
+        """The write callback for a handle whose results are capped at ``cap`` (0: none)."""
+        self.cap = cap
+        return self.write if cap else self.chunks.append
+
+    def reset(self) -> None:
+        self.size = 0
+        self.overflow = False
+
+    def write(self, data: bytes) -> int | None:
+        size = self.size + len(data)
+        if self.cap and size > self.cap:
+            self.chunks.append(data[:self.cap - self.size])
+            self.size = self.cap
+            self.overflow = True
+            return 0            # anything but len(data) aborts the transfer
+        self.chunks.append(data)
+        self.size = size
+        return None
+
+
+
+class Handle:
+    """One reused pycurl handle and what was last applied to it."""
+
+    __slots__ = ("key", "curl", "sink", "profile", "custom", "nobody", "with_headers",
+                 "capturing", "posting", "closed_info")
+
+    def __init__(self, key: Hashable, share: pycurl.CurlShare | None) -> None:
+        self.key = key
+        self.curl = pycurl.Curl()
+        if share is not None:          # kept by curl_easy_reset, like live connections
+            self.curl.setopt(pycurl.SHARE, share)
+        self.sink = Sink()
+        self.profile: Profile | None = None       # None: to be configured (again)
+        self.custom = False                       # state of the per-call options, so that
+        self.nobody = False                       # only what was set gets unset
+        self.with_headers = False
+        self.capturing = False
+        self.posting = False                      # the last request set POSTFIELDS
+        self.closed_info: tuple[str, str] | None = None
+
+    def effective_url(self) -> str:
+        """The last transfer's effective URL, read only when asked (http_get_redirect,
+        $curlredirect): the request path pays no getinfo for it."""
+        if self.closed_info is not None:
+            return self.closed_info[0]
+        return self.curl.getinfo(pycurl.EFFECTIVE_URL) or ""
+
+    def content_type(self) -> str:
+        """The last transfer's response Content-Type, read only when asked."""
+        if self.closed_info is not None:
+            return self.closed_info[1]
+        return self.curl.getinfo(pycurl.CONTENT_TYPE) or ""
+
+    def close(self) -> None:
+        """Close the curl handle, keeping what :meth:`effective_url` and
+        :meth:`content_type` answer."""
+        if self.closed_info is None:
+            self.closed_info = (self.effective_url(), self.content_type())
+            self.profile = None
+            self.curl.close()
+
+    def configure(self, profile: Profile) -> int:
+        """Apply ``profile`` unless it is already in force (reset keeps live connections).
+
+        Returns 0, or the curl code of an option libcurl refused (e.g. 43 for SSLv3): the
+        request is then not performed, as in C, and the next call tries again.  Afterwards
+        ``self.profile is profile``: the request path checks identity, not equality.
+        """
+        if profile == self.profile:
+            self.profile = profile
+            return 0
+        curl = self.curl
+        self.profile = None
+        curl.reset()
+        self.custom = self.nobody = self.with_headers = self.capturing = self.posting = False
+        try:
+            profile.apply(curl)
+        except pycurl.error as exc:
+            log.error("Could not set CURL options. Library error (%s)", exc.args[-1])
+            return error_code(exc)
+        curl.setopt(pycurl.WRITEFUNCTION, self.sink.writer(profile.maxdatasize))
+        self.profile = profile
+        return 0
+
+
+_TIMING_INFO = (("namelookup", pycurl.NAMELOOKUP_TIME), ("connect", pycurl.CONNECT_TIME),
+                ("appconnect", pycurl.APPCONNECT_TIME), ("pretransfer", pycurl.PRETRANSFER_TIME),
+                ("starttransfer", pycurl.STARTTRANSFER_TIME), ("redirect", pycurl.REDIRECT_TIME),
+                ("total", pycurl.TOTAL_TIME))
+
+
+def timings(curl: pycurl.Curl) -> dict[str, float]:
+    """libcurl's timers of the last transfer on ``curl``, in seconds from its start."""
+    return {name: curl.getinfo(info) for name, info in _TIMING_INFO}
+
+
+def new_share() -> pycurl.CurlShare:
+    """TLS sessions and DNS answers shared by every handle of this process."""
+    share = pycurl.CurlShare()
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+    share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+    return share
+
+
+def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
+             headers: list[bytes] | None, header_sink: list[bytes] | None) -> int:
+    """Perform one request on a configured handle; only per-call options are set here.
+
+    Returns 0 when a response came (its status is on ``handle.curl``, its body in
+    ``handle.sink``), else the curl code, logged."""
+    curl = handle.curl
+    setopt = curl.setopt
+    if "\n" in url or "\r" in url:        # would end the request line: never sent
+        return curl_failure(pycurl.E_URL_MALFORMAT, url)
+    try:
+        setopt(pycurl.URL, url.encode("utf-8", "surrogateescape"))
+        if handle.nobody:
+            setopt(pycurl.NOBODY, 0)
+            handle.nobody = False
+        if body is not None:
+            setopt(pycurl.POSTFIELDS, body)
+            handle.posting = True
+        elif handle.posting or handle.custom:
+            setopt(pycurl.HTTPGET, 1)
+            handle.posting = False
+        if method:
+            setopt(pycurl.CUSTOMREQUEST, _b(method))
+            handle.custom = True
+            if method == "HEAD":       # libcurl would wait for a body that never comes
+                setopt(pycurl.NOBODY, 1)
+                handle.nobody = True
+        elif handle.custom:
+            curl.unsetopt(pycurl.CUSTOMREQUEST)
+            handle.custom = False
+        if headers:
+            setopt(pycurl.HTTPHEADER, headers)
+            handle.with_headers = True
+        elif handle.with_headers:
+            curl.unsetopt(pycurl.HTTPHEADER)
+            handle.with_headers = False
+        if header_sink is not None:
+            setopt(pycurl.HEADERFUNCTION, header_sink.append)
+            handle.capturing = True
+        elif handle.capturing:
+            curl.unsetopt(pycurl.HEADERFUNCTION)
+            handle.capturing = False
+    except (pycurl.error, ValueError) as exc:      # ValueError: a NUL byte in a string
+        handle.profile = None                    # re-apply all next time
+        return curl_failure(error_code(exc), url)
+    sink = handle.sink
+    if sink.cap:
+        sink.reset()
+    try:
+        curl.perform()
+        return 0
+    except pycurl.error as exc:
+        code = error_code(exc)
+        if code == pycurl.E_WRITE_ERROR and sink.overflow:
+            return 0                    # stopped on purpose at the size cap
+    sink.chunks.clear()
+    return curl_failure(code, url)
+
+
+_CURL_MESSAGES = {
+    1: "URL Schema not supported by curl", 3: "Malformed URL used in http client",
+    6: "Couldn't resolve host", 7: "failed to connect() to host",
+    28: "Curl library timed out on request", 35: "TLS error in curl connection",
+    47: "Too many redirects", 58: "TLS local certificate error",
+    60: "TLS verification error", 77: "TLS server certificate validation error (No valid CA cert)",
+}
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#@]*@")
+
+
+def _masked(url: str) -> str:
+    """The URL for a log line, a password in it replaced by ********."""
+    return _USERINFO.sub(r"\1:********@", url, count=1)
+
+
+def curl_failure(code: int, url: str) -> int:
+    """Log a curl error the way the C module words it; returns ``code``."""
+    message = _CURL_MESSAGES.get(code, "failed to perform curl")
+    log.log(30 if code == 28 else 40, "%s (%d: %s) (url: %s)", message, code,
+            curl_strerror(code) if code < 100 else "libcurl error", printable(_masked(url)))
+    return code
+
+

@@ -1,0 +1,59 @@
+"""Process-global effects, in one place, set up explicitly.
+
+Importing kamhttp changes nothing outside it.  :func:`setup` — run by the public
+configuration calls (``modparam()``, ``load_config()``, ...), ``install()`` and a process's
+first request, whichever comes first — installs the logging
+bridge to Kamailio's log, the at-fork hooks (a forked worker starts with fresh curl state;
+the counter store exists before workers fork), the exit hook that removes the store, and the
+counters as a hook after every attempt.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+from typing import Any, Mapping
+
+from . import config, log
+from .config.registry import Configuration
+from .core import request, state
+from .ops import counters
+
+_done = False
+
+
+def setup() -> None:
+    """Install kamhttp's process-global hooks, once per interpreter."""
+    global _done
+    if _done:
+        return
+    _done = True
+    log.install_handler()
+    os.register_at_fork(before=counters.before_fork, after_in_child=state.after_fork_in_child)
+    atexit.register(counters.cleanup)
+    request.add_hook(counters.count)
+
+
+def modparam(name: str, value: Any) -> None:
+    """``modparam("http_client", name, value)`` (see :func:`kamhttp.config.modparam`)."""
+    setup()
+    config.modparam(name, value)
+
+
+def load_config(path: str | os.PathLike[str]) -> Configuration:
+    """A YAML file applied and finalized (see :func:`kamhttp.config.load_config`)."""
+    setup()
+    return config.load_config(path)
+
+
+def load_kamailio_cfg(path: str | os.PathLike[str],
+                      defines: Mapping[str, str] | None = None) -> Configuration:
+    """The http_client modparams of a kamailio.cfg applied and finalized (see
+    :func:`kamhttp.config.load_kamailio_cfg`)."""
+    setup()
+    return config.load_kamailio_cfg(path, defines)
+
+
+def finalize() -> Configuration:
+    """End the configuration load (see :func:`kamhttp.config.finalize`)."""
+    setup()
+    return config.finalize()
