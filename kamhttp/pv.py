@@ -261,14 +261,15 @@ def sets(name: str, value: str) -> None:
         ksr_pv.sets(name, value)
 
 
-_templates: dict[str, tuple] = {}
+Template = tuple["str | Spec", ...]
+_templates: dict[str, Template] = {}
 
 
-def template(text: str) -> tuple:
+def template(text: str) -> Template:
     """The parsed form of a cfg string: literal str parts and Spec parts (cached)."""
-    parts = _templates.get(text)
-    if parts is None:
-        parts = []
+    cached = _templates.get(text)
+    if cached is None:
+        parts: list[str | Spec] = []
         literal_start = 0
         p = text.find("$")
         while p >= 0:
@@ -280,11 +281,11 @@ def template(text: str) -> tuple:
             p = text.find("$", end)
         if literal_start < len(text):
             parts.append(text[literal_start:])
-        parts = tuple(parts)
+        cached = tuple(parts)
         if len(_templates) >= _CACHE_LIMIT:
             _templates.clear()
-        _templates[text] = parts
-    return parts
+        _templates[text] = cached
+    return cached
 
 
 def expand(text: str) -> str:
@@ -295,7 +296,7 @@ def expand(text: str) -> str:
         return text
     out = []
     for part in template(text):
-        if part.__class__ is str:
+        if isinstance(part, str):
             out.append(part)
             continue
         value = _value(part)

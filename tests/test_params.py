@@ -121,3 +121,32 @@ def test_request_time_scopes():
         "cacert", "netinterface", "timeout_mode", "response_headers"}
     assert {n for n, p in PARAMS.items() if p.scope is Scope.DIRECT} == {
         "query_result", "query_maxdatasize"}
+
+
+def test_settings_is_the_value_modparams_of_the_table():
+    """Settings is written out for the type checker; it must hold exactly the value
+    modparams of PARAMS, each with the table's type and default."""
+    import dataclasses
+    import typing
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    values = {name for name, p in PARAMS.items() if p.scope is not Scope.LOADER}
+    assert set(fields) == values
+    hints = typing.get_type_hints(Settings)
+    for name in values:
+        param = PARAMS[name]
+        assert fields[name].default == param.default, name
+        assert param.kind in typing.get_args(hints[name]) or hints[name] is param.kind, name
+
+
+def test_connection_options_are_the_modparams_with_a_key():
+    """A per-connection option is a PARAMS row with a key plus its ConnectionOptions field
+    (connection_timeout's key is the connection's own ``timeout``)."""
+    import dataclasses
+    from kamhttp.config.connection import CONNECTION_KEYS, Connection
+    from kamhttp.config.params import ConnectionOptions
+    keyed = {p.name for p in PARAMS.values() if p.key is not None}
+    assert {f.name for f in dataclasses.fields(ConnectionOptions)} == keyed - {
+        "connection_timeout"}
+    assert {k.modparam for k in CONNECTION_KEYS.values() if k.modparam} == keyed
+    connection_fields = {f.name for f in dataclasses.fields(Connection)}
+    assert {k.name for k in CONNECTION_KEYS.values()} <= connection_fields

@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ConfigError
 from .params import INT_MAX, PARAMS, ConnectionOptions, Settings
@@ -144,13 +144,20 @@ def invalid_value(key: ConnectionKey, value: int) -> str | None:
     is: the range of the modparam it defaults from (every such modparam has a check)."""
     if value > INT_MAX:
         return f"an integer 0..{INT_MAX}"
-    return PARAMS[key.modparam].check(value)
+    return _check(key)(value)
 
 
 def describe(key: ConnectionKey) -> str:
     """The valid values of an integer-valued per-connection key, for error messages: what its
     check says of -1, which none accepts."""
-    return PARAMS[key.modparam].check(-1)
+    return _check(key)(-1) or ""
+
+
+def _check(key: ConnectionKey) -> Callable[[int], str | None]:
+    check = PARAMS[key.modparam].check if key.modparam is not None else None
+    if check is None:
+        raise ValueError(f"connection key {key.name!r} has no integer range")
+    return check
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,8 @@ def _place(err: ConfigError) -> tuple[str, int]:
 
 
 def _check_unique(name: str, source: str, draft: Draft) -> None:
-    for other in (*draft.connections, *draft.specs):
+    others: tuple[Connection | ConnectionSpec, ...] = (*draft.connections, *draft.specs)
+    for other in others:
         if other.name == name:
             raise _duplicate(name, other.source, source)
 
@@ -206,19 +207,16 @@ def finalize() -> Configuration:
     with _lock:
         if _published is not None:
             return _published
-        return _commit(_draft, publish=True)
+        return _publish(_draft)
 
 
-def _commit(draft: Draft, publish: bool) -> Configuration | None:
-    """Make ``draft`` the registry's state; with ``publish``, build and publish it first (a
-    failed build raises and changes nothing).  The caller holds ``_lock``."""
+def _publish(draft: Draft) -> Configuration:
+    """Build ``draft`` and make it the registry's published state (a failed build raises and
+    changes nothing).  The caller holds ``_lock``."""
     global _draft, _published, _generation
-    if publish:
-        draft, published = draft.build(_generation + 1)
-        _draft, _published, _generation = draft, published, _generation + 1
-        return published
-    _draft, _published = draft, None
-    return None
+    draft, published = draft.build(_generation + 1)
+    _draft, _published, _generation = draft, published, _generation + 1
+    return published
 
 
 def modparam(name: str, value: Any) -> None:
@@ -228,8 +226,9 @@ def modparam(name: str, value: Any) -> None:
     (a string where an integer is due) or out of range, an httpcon syntax error, a duplicate
     connection name, or a config_file that cannot be read or parsed.
     """
+    global _draft, _published
     with _lock:
-        _commit(_draft.apply(name, value, f"modparam {name}", main_cfg_dir()), publish=False)
+        _draft, _published = _draft.apply(name, value, f"modparam {name}", main_cfg_dir()), None
 
 
 def load_config(path: str | os.PathLike[str]) -> Configuration:
@@ -237,8 +236,7 @@ def load_config(path: str | os.PathLike[str]) -> Configuration:
     path = pathlib.Path(path)
     statements, specs, errors = read_yaml(path)
     with _lock:
-        return _commit(_draft.load(statements, specs, errors, path.resolve().parent),
-                       publish=True)
+        return _publish(_draft.load(statements, specs, errors, path.resolve().parent))
 
 
 def load_kamailio_cfg(path: str | os.PathLike[str],
@@ -248,8 +246,7 @@ def load_kamailio_cfg(path: str | os.PathLike[str],
     path = pathlib.Path(path)
     statements, errors = read_modparams(path, defines)
     with _lock:
-        return _commit(_draft.load(statements, (), errors, path.resolve().parent),
-                       publish=True)
+        return _publish(_draft.load(statements, (), errors, path.resolve().parent))
 
 
 def reset() -> None:

@@ -81,6 +81,7 @@ class _Reader:
         """The value of a scalar node; raises _NotScalar for lists, mappings and bad data."""
         if not isinstance(node, yaml.ScalarNode):
             raise _NotScalar("a list or mapping")
+        assert self.loader is not None           # set before the walk
         try:
             return self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as err:
@@ -166,7 +167,7 @@ class _Reader:
     def connection(self, name: str, name_node: yaml.Node, body: yaml.Node
                    ) -> ConnectionSpec | None:
         values: dict[str, Any] = {}
-        url_node = None
+        url_node: yaml.Node = name_node
         errors = len(self.errors)
         for key_node, spelling, value_node in self.pairs(body, f"connection {name!r}"):
             key = KEY_BY_SPELLING.get(spelling.lower())

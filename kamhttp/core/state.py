@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pycurl
 
@@ -67,8 +67,9 @@ class ProcessState:
         leave up to 2 s x request rate sockets open; closing the handle (as the C module
         does after every request) closes them at once.  TLS sessions stay in the share.
         """
-        if self.handles.get(handle.key) is handle:
-            del self.handles[handle.key]
+        key = cast(RouteKey, handle.key)
+        if self.handles.get(key) is handle:
+            del self.handles[key]
         handle.close()
 
     def for_generation(self, generation: int) -> "ProcessState":

@@ -115,21 +115,24 @@ _slot_pid = 0
 _guard = threading.Lock()
 
 
-def prepare(connections: int | None = None) -> None:
+def prepare(connections: int | None = None) -> _Store:
     """Create this process tree's store (if this process has none) and record the number of
     connection definitions.  Call in the main process before workers fork."""
     global _store
     with _guard:
-        if _store is None:
+        store = _store
+        if store is None:
             _sweep_stale()
             path = store_path(os.getpid())
             try:
-                _store = _Store(path, create=True)
+                store = _Store(path, create=True)
             except FileExistsError:          # a pid reused after a crash: start clean
                 os.unlink(path)
-                _store = _Store(path, create=True)
+                store = _Store(path, create=True)
+            _store = store
         if connections is not None:
-            _store.words[3] = connections
+            store.words[3] = connections
+        return store
 
 
 def count(state: ProcessState, attempt: Attempt) -> None:
@@ -143,19 +146,20 @@ def add(pid: int, ok: bool) -> None:
     the request path makes no getpid call of its own."""
     if _slot_pid != pid:
         _claim(pid)
+    store = _store
+    assert store is not None                 # claimed above
     index = _slot + (1 if ok else 2)
     if _slot == _SHARED_SLOT:
-        with _store.locked():
-            _store.words[index] += 1
+        with store.locked():
+            store.words[index] += 1
     else:
-        _store.words[index] += 1
+        store.words[index] += 1
 
 
 def _claim(pid: int) -> None:
     """Take this process's slot (once per process)."""
     global _slot, _slot_pid
-    prepare(_connection_count())
-    _slot = _store.claim()
+    _slot = prepare(_connection_count()).claim()
     _slot_pid = pid
 
 
@@ -170,8 +174,7 @@ def _connection_count() -> int | None:
 
 def totals() -> dict[str, int]:
     """{"connections", "connfail", "connok"} summed over this process tree."""
-    prepare(_connection_count())
-    return _store.totals()
+    return prepare(_connection_count()).totals()
 
 
 def read(pid: int) -> dict[str, int]:
