@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
+import sys
 from typing import Any, Mapping
 
 from . import config, log
@@ -28,9 +30,30 @@ def setup() -> None:
         return
     _done = True
     log.install_handler()
+    useragent = kamailio_useragent()
+    if useragent is not None:
+        config.registry.use_server_useragent(useragent)
     os.register_at_fork(before=counters.before_fork, after_in_child=state.after_fork_in_child)
     atexit.register(counters.cleanup)
     request.add_hook(counters.count)
+
+
+def kamailio_useragent() -> str | None:
+    """Kamailio's own SIP User-Agent, ``NAME (VERSION (ARCH/OS))`` (5.6.3: ``kamailio (5.6.3
+    (x86_64/linux))``), built from the running server's ``$version(full)``
+    (``kamailio 5.6.3 (x86_64/linux)``); None outside Kamailio."""
+    ksr = sys.modules.get("KSR")
+    if ksr is None:
+        return None
+    try:
+        full = ksr.pv.get("$version(full)")
+    except Exception:                # the testing kit's KSR has no $version: keep kamhttp's
+        return None
+    match = _FULL_VERSION.match(full) if isinstance(full, str) else None
+    return f"{match[1]} ({match[2]} {match[3]})" if match else None
+
+
+_FULL_VERSION = re.compile(r"(\S+) (\S+) (\([^()]*\))")
 
 
 def modparam(name: str, value: Any) -> None:

@@ -185,6 +185,9 @@ def main_cfg_dir(argv: list[bytes] | None = None) -> pathlib.Path:
 # --- the process-wide registry ------------------------------------------------------------
 
 _lock = threading.RLock()
+_base = Settings()
+"""The values before any modparam: PARAMS' defaults, with the running server's User-Agent
+inside Kamailio (:func:`use_server_useragent`)."""
 _draft = Draft()
 _published: Configuration | None = None     # None while the draft holds unpublished changes
 _generation = 0
@@ -253,7 +256,19 @@ def reset() -> None:
     """Back to the defaults and no connections (the next generation)."""
     global _draft, _published
     with _lock:
-        _draft, _published = Draft(), None
+        _draft, _published = Draft(settings=_base), None
+
+
+def use_server_useragent(useragent: str) -> None:
+    """Make ``useragent`` the default of the useragent modparam (documentation 3.4: the
+    Kamailio SIP useragent string); the loads so far keep what they have, unless nothing was
+    loaded yet."""
+    global _base, _draft, _published
+    with _lock:
+        fresh = _draft == Draft(settings=_base)
+        _base = _base.with_value("useragent", useragent)
+        if fresh:
+            _draft, _published = Draft(settings=_base), None
 
 
 def http_connection_exists(name: str) -> int:

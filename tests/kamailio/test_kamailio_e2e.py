@@ -253,3 +253,17 @@ def _connections(listed) -> list[dict]:
 
 def test_no_python_errors(probe):
     assert probe.kamailio.python_errors() == []
+
+
+def test_default_user_agent_is_the_running_kamailios(probe, http_server):
+    """Documentation 3.4: the useragent defaults to Kamailio's SIP useragent string, so the
+    HTTP User-Agent equals the Server header of the running Kamailio's own SIP replies."""
+    h = probe.urls["http"]
+    steps = [kemi("query", f"{h}/echo", RES), cfg("http_connect", "api", "/echo", RES)]
+    with SipClient(probe.kamailio.sip_port) as sip:
+        reply = sip.send(sip.build(body=json.dumps({"steps": steps})), 30)
+    server = reply.header("Server")
+    assert server is not None and server.startswith("kamailio (")
+    agents = [dict((k.lower(), v) for k, v in json.loads(r["read"][RES])["headers"])
+              ["user-agent"] for r in reply.json()["steps"]]
+    assert agents == [server, server]
