@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from typing import TypedDict
 
 from .errors import ScriptError, SipParseError
 from . import sipmsg
@@ -38,9 +39,16 @@ def run(args: argparse.Namespace) -> int:
     return 0 if transcript.ok else 1
 
 
+class _Source(TypedDict):
+    """Where the simulated messages come from (--source IP[:PORT])."""
+
+    src_ip: str
+    src_port: int
+
+
 def _messages(args: argparse.Namespace) -> list[sipmsg.SipMessage]:
     ip, _, port = (args.source or "127.0.0.1").partition(":")
-    source = {"src_ip": ip, "src_port": int(port or 5060)}
+    source: _Source = {"src_ip": ip, "src_port": int(port or 5060)}
     built = any(v is not None for v in (args.method, args.ruri, args.from_uri, args.body)) \
         or args.header
     if args.sip:

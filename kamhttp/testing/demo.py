@@ -118,14 +118,19 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.lock = threading.Lock()
         super().__init__(*args)
 
-    def process_request(self, request: socket.socket, client_address: Any) -> None:
-        with self.lock:
-            self.connections.add(request)
+    # socketserver types a request as a socket or, for a datagram server, (data, socket);
+    # this TCP server's request is always its connected socket.
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket],
+                        client_address: Any) -> None:
+        if isinstance(request, socket.socket):
+            with self.lock:
+                self.connections.add(request)
         super().process_request(request, client_address)
 
-    def shutdown_request(self, request: socket.socket) -> None:
-        with self.lock:
-            self.connections.discard(request)
+    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
+        if isinstance(request, socket.socket):
+            with self.lock:
+                self.connections.discard(request)
         super().shutdown_request(request)
 
     def close_connections(self) -> None:

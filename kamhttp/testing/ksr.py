@@ -72,6 +72,23 @@ class Namespace:
         return f"<emulated {self._path}>"
 
 
+class KsrModule(types.ModuleType):
+    """The emulated ``KSR`` module object: the core functions (``KSR.info``, ``KSR.setflag``...)
+    are set on it by name, the sub-modules below are declared for the type checker.
+
+    ``http_client`` is set only when the emulator plays the C http_client module; any name not
+    set is answered by the module-level ``__getattr__`` (PEP 562) that raises, naming it.
+    """
+
+    pv: Namespace
+    pvx: Namespace
+    hdr: Namespace
+    sl: Namespace
+    tm: Namespace
+    x: Namespace
+    http_client: Any
+
+
 class Emulator:
     """One emulated Kamailio process around a script: the KSR module, the worker, the message.
 
@@ -109,16 +126,16 @@ class Emulator:
         self.ctx.log(level, text)
 
     # -- building the module
-    def _build(self) -> types.ModuleType:
-        module = types.ModuleType("KSR", "Kamailio's KEMI module, emulated by kamhttp.testing")
+    def _build(self) -> KsrModule:
+        module = KsrModule("KSR", "Kamailio's KEMI module, emulated by kamhttp.testing")
         kemi = self._kemi
         core: dict[str, Callable[..., Any]] = {
             name: kemi(name, "s", self._logger(level)) for name, level in LEVELS.items()}
         core.update(
             log=kemi("log", "ss", lambda level, text: self._logger(
                 LEVELS.get(level, level.upper()))(text)),
-            setflag=kemi("setflag", "i", lambda f: self.ctx.flags.add(f) or True),
-            resetflag=kemi("resetflag", "i", lambda f: self.ctx.flags.discard(f) or True),
+            setflag=kemi("setflag", "i", self._setflag),
+            resetflag=kemi("resetflag", "i", self._resetflag),
             isflagset=kemi("isflagset", "i", lambda f: f in self.ctx.flags),
             is_method=kemi("is_method", "s", self._is_method),
             is_method_in=kemi("is_method_in", "s", self._is_method_in),
@@ -173,7 +190,9 @@ class Emulator:
                     "--kamailio-cfg to play the C module)") if name == "http_client" else ""
             raise KsrEmulationError(f"KSR.{name} is not emulated by kamhttp.testing{hint} "
                                     f"(emulated: {emulated})")
-        module.__getattr__ = unknown
+        # PEP 562: a module's __getattr__ is looked up in its namespace, not on its type, so
+        # it goes into the module's __dict__ (what ``module.__getattr__ = unknown`` did).
+        vars(module)["__getattr__"] = unknown
         return module
 
     def _kemi(self, path: str, sig: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -200,6 +219,14 @@ class Emulator:
             self.log(level, text)
             return 1
         return write
+
+    def _setflag(self, flag: int) -> bool:
+        self.ctx.flags.add(flag)
+        return True
+
+    def _resetflag(self, flag: int) -> bool:
+        self.ctx.flags.discard(flag)
+        return True
 
     def _is_method(self, method: str) -> bool:
         return self.ctx.message.method.upper() == method.upper()
@@ -461,10 +488,10 @@ class AppPythonMsg:
 
     @property
     def RURI(self) -> str:
-        message = self._context().message
-        if not message.is_request:
+        ruri = self._context().message.ruri
+        if ruri is None:                # None exactly when the message is not a request
             raise RuntimeError("Not a request message - RURI is not available.\n")
-        return message.ruri
+        return ruri
 
     @property
     def src_address(self) -> tuple[str, int]:

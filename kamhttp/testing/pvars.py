@@ -103,6 +103,7 @@ def parse_name(text: str) -> PvName:
             raise PVError(f"invalid pv [{text}]: unexpected {rest!r}")
         return PvName(text, cls, inner, index, tuple(transforms))
     match = _CLASS_CHARS.match(text, 1)
+    assert match is not None        # locate() above matched the class name at 1
     cls = match.group()
     inner = text[match.end() + 1:-1] if len(text) > match.end() else None
     return PvName(text, cls, inner)
@@ -195,11 +196,13 @@ def _uri(text: str) -> SipUri:
 def _ruri(ctx: MessageContext, pv: PvName) -> Any:
     if not ctx.message.is_request:
         return None
+    ruri = ctx.ruri
+    assert ruri is not None         # a request has an R-URI: the received one or the new one
     try:
-        SipUri.parse(ctx.ruri)
+        SipUri.parse(ruri)
     except SipParseError:
-        raise PVError(f"failed to parse the R-URI {ctx.ruri!r}") from None
-    return ctx.ruri
+        raise PVError(f"failed to parse the R-URI {ruri!r}") from None
+    return ruri
 
 
 def _int_prefix(text: str) -> int:
@@ -307,7 +310,7 @@ def _pick(values: list[Any], pv: PvName, sep: str = ",") -> Any:
 
 # -- request URI and destination
 
-def _ruri_part(part: str | None) -> Callable[[MessageContext, PvName], Any]:
+def _ruri_part(part: str) -> Callable[[MessageContext, PvName], Any]:
     def get_part(ctx: MessageContext, pv: PvName) -> Any:
         ruri = ctx.ruri
         if ruri is None:
@@ -390,6 +393,13 @@ def _int_header(name: str) -> Callable[[MessageContext, PvName], Any]:
     return get_int
 
 
+def _received_ruri(ctx: MessageContext) -> str:
+    """The R-URI the request arrived with ($ou); only for a request (see _request_only)."""
+    ruri = ctx.message.ruri
+    assert ruri is not None         # a request always has one
+    return ruri
+
+
 def _request_only(func: Callable[[MessageContext], Any]) -> Callable[[MessageContext, PvName],
                                                                       Any]:
     return lambda ctx, pv: func(ctx) if ctx.message.is_request else None
@@ -469,7 +479,7 @@ CLASSES: dict[str, PvClass] = {
     "rp": PvClass(_ruri_part("port"), _set_ruri_part("port")),
     "rz": PvClass(_ruri_part("scheme")),
     "ou": PvClass(_request_only(lambda c: c.message.ruri)),
-    "oU": PvClass(_request_only(lambda c: _uri(c.message.ruri).user)),
+    "oU": PvClass(_request_only(lambda c: _uri(_received_ruri(c)).user)),
     "du": PvClass(lambda c, pv: c.dst_uri, _set_du),
     "fu": PvClass(_nameaddr_part("From", "uri"), _set_nameaddr_part("From", "uri")),
     "fU": PvClass(_nameaddr_part("From", "user"), _set_nameaddr_part("From", "user")),

@@ -68,6 +68,9 @@ class _Script:
         name = self.path.stem
         try:
             spec = importlib.util.spec_from_file_location(name, self.path)
+            if spec is None or spec.loader is None:     # not a file Python can import
+                raise ImportError(f"no module loader for {self.path.name!r} (app_python3 "
+                                  "loads a Python source file, e.g. script.py)")
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             spec.loader.exec_module(module)
@@ -88,9 +91,16 @@ class _Script:
         emulator.handler = self.handler
         _tag(emulator.startup.logs, "mod_init")
 
+    def loaded_emulator(self) -> Emulator:
+        """The emulator :meth:`load` installed; ScriptError before that."""
+        if self.emulator is None:
+            raise ScriptError(f"{self.path}: the script is not loaded (use Session as a context "
+                              "manager: with Session(script) as session: ...)")
+        return self.emulator
+
     def start_worker(self, rank: int) -> None:
         """child_init(rank) as app_python3 calls it in each worker; ScriptError if it fails."""
-        emulator = self.emulator
+        emulator = self.loaded_emulator()
         emulator.worker.rank = rank
         emulator.worker.vars.clear()
         child_init = getattr(self.handler, "child_init", None)
@@ -116,7 +126,7 @@ class _Script:
         """One message through its route, as app_python3 runs it."""
         if isinstance(message, str):
             message = parse(message)
-        emulator = self.emulator
+        emulator = self.loaded_emulator()
         route = "ksr_request_route" if message.is_request else self.reply_route
         ctx = emulator.begin(message)
         msg = AppPythonMsg(emulator)
@@ -205,7 +215,7 @@ def run_script(script: str | os.PathLike[str], messages: Iterable[Message], *,
     try:
         loaded.load()
         transcript = Transcript(str(script), children=children,
-                                startup=list(loaded.emulator.startup.logs))
+                                startup=list(loaded.loaded_emulator().startup.logs))
         _run_forked(loaded, items, children, timeout, transcript)
     finally:
         loaded.close()
@@ -261,7 +271,7 @@ def _worker(loaded: _Script, rank: int, share: list[tuple[int, SipMessage]],
     status = 0
     try:
         with os.fdopen(write_fd, "wb") as out:
-            emulator = loaded.emulator
+            emulator = loaded.loaded_emulator()
             emulator.startup.logs.clear()
             try:
                 loaded.start_worker(rank)
