@@ -29,6 +29,7 @@ class Scope(enum.Enum):
     REQUEST = "read at request time (all functions)"
     DIRECT = "read at request time (direct-URL functions)"
     LOADER = "defines connections"
+    ASYNC = "read by the asynchronous path when Kamailio starts"
 
 
 TLS_VERSIONS = ("DEFAULT", "TLSv1", "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -62,6 +63,14 @@ def _choices(*allowed: int, names: tuple[str, ...] = ()) -> Callable[[int], str 
 
 def _check_uint(value: int) -> str | None:
     return None if value >= 0 else "an integer >= 0"
+
+
+def _check_positive(value: int) -> str | None:
+    return None if value > 0 else "an integer >= 1"
+
+
+def _check_queue_size(value: int) -> str | None:
+    return None if value >= 1 << 20 else "bytes, at least 1048576 (1 MiB)"
 
 
 def _check_port(value: int) -> str | None:
@@ -150,6 +159,15 @@ PARAMS: dict[str, ModParam] = {p.name: p for p in (
              "Local interface name or address for outgoing requests."),
     ModParam("response_headers", int, 0, Scope.REQUEST,
              "Capture response headers for $httprhdr(name) (1) or not (0).", _check_bool),
+    ModParam("async_queue_size", int, 8 << 20, Scope.ASYNC,
+             "kamhttp addition: bytes of the hand-over queue from SIP workers to the HTTP "
+             "processes; a job that does not fit is refused (-2).", _check_queue_size),
+    ModParam("async_max_transfers", int, 1000, Scope.ASYNC,
+             "kamhttp addition: transfers in flight per HTTP process; more jobs wait in the "
+             "queue.", _check_positive),
+    ModParam("async_max_per_connection", int, 0, Scope.ASYNC,
+             "kamhttp addition: transfers in flight per connection (or direct-URL host) and "
+             "HTTP process; 0 is no limit.", _check_uint),
 )}
 
 
@@ -185,6 +203,9 @@ class Settings(ConnectionOptions):
     query_maxdatasize: int = 0
     netinterface: str | None = None
     response_headers: int = 0
+    async_queue_size: int = 8 << 20
+    async_max_transfers: int = 1000
+    async_max_per_connection: int = 0
 
     def with_value(self, name: str, value: Any) -> "Settings":
         return dataclasses.replace(self, **{name: value})
