@@ -199,9 +199,11 @@ def _perform(state: ProcessState, route: Route, url: str, method: str | None,
             attempt.header_lines = sink
     if details:
         attempt.timings = timings(curl)
-    profile = handle.profile
-    if profile is not None and not profile.keep and curl.getinfo(pycurl.APPCONNECT_TIME):
-        state.retire(handle)
+    if not route.profile.keep:      # its connection closes now, after all hops of the request
+        if curl.getinfo(pycurl.APPCONNECT_TIME) or url[:6].lower() == "https:":
+            state.retire(handle)    # TLS: with the handle (see there)
+        else:
+            handle.hang_up()
     answered = state.last = None if curl_code else handle
     if route.name is not None:
         state.answered[route.name] = answered

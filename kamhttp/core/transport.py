@@ -9,6 +9,7 @@ them; nothing raises.  The request rules of the C module live in :mod:`.request`
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
@@ -25,6 +26,11 @@ MAX_REDIRECTS = 10
 """Redirect hops followed before libcurl gives up with curl 47 (C: unlimited, so a loop ran
 until the timeout)."""
 
+DRAIN_LIMIT = 64 << 10
+"""Bytes past the size cap that a kept connection reads and drops, when the response announced
+its length, so that the connection stays usable; a longer or unbounded rest stops the transfer
+(and closes the connection)."""
+
 _HTTP_PROTOCOLS = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 _AUTH_MASK = 1 | 2 | 4 | 8 | 16       # CURLAUTH_BASIC|DIGEST|GSSNEGOTIATE|NTLM|DIGEST_IE
 _PEM = b"PEM"
@@ -39,6 +45,8 @@ class Profile:
     authmethod: int = 3
     client_cert: str | None = None      # set only when cert and key are both given
     client_key: str | None = None
+    cert_gap: str | None = None         # "client_cert"/"client_key": empty while the other is
+                                        # set on an https connection (curl 58, nothing sent)
     cacert: str | None = None
     plain: tuple[tuple[int, int | bytes], ...] = ()   # options PARAMS maps to libcurl as is
     proxy: str | None = None
@@ -50,25 +58,36 @@ class Profile:
     follow: int = 1
     keep: int = 0
     netinterface: str | None = None
-    useragent: str | None = None
+    useragent: str = ""                 # "": no User-Agent header at all
     http2_prior_knowledge: bool = False
     maxdatasize: int = 0                # result cap in bytes, 0: unlimited
 
     @classmethod
     def for_connection(cls, conn: Connection, settings: Settings) -> "Profile":
-        """A connection's own settings plus the global cacert/netinterface (spec 6.2)."""
+        """A connection's own settings plus the global cacert/netinterface (spec 6.2).
+
+        A null useragent (config_file ``""``) takes the useragent modparam's value.  A client
+        certificate is used when cert and key are both non-empty; one of them empty while the
+        other is set is, on https, the C module's curl 58 (there: an empty file name)."""
         option, timeout = _timeout(settings, conn.timeout)
-        both = conn.client_cert is not None and conn.client_key is not None
+        cert, key = conn.client_cert, conn.client_key
+        both = bool(cert) and bool(key)
+        gap = None
+        if cert is not None and key is not None and bool(cert) != bool(key) \
+                and conn.schema.lower() == "https":
+            gap = "client_key" if cert else "client_cert"
         return cls(username=conn.username, password=conn.password,
                    authmethod=conn.authmethod,
-                   client_cert=conn.client_cert if both else None,
-                   client_key=conn.client_key if both else None,
+                   client_cert=cert if both else None,
+                   client_key=key if both else None, cert_gap=gap,
                    cacert=settings.cacert, plain=_plain(conn),
                    proxy=conn.proxy, proxyport=conn.httpproxyport if conn.proxy else 0,
                    verify_peer=conn.verify_peer, verify_host=conn.verify_host,
                    timeout_option=option, timeout=timeout, follow=conn.httpredirect,
                    keep=conn.keep_connections, netinterface=settings.netinterface,
-                   useragent=conn.useragent, maxdatasize=conn.maxdatasize)
+                   useragent=(settings.useragent if conn.useragent is None
+                              else conn.useragent) or "",
+                   maxdatasize=conn.maxdatasize)
 
     @classmethod
     def for_direct(cls, settings: Settings, http2_prior_knowledge: bool = False) -> "Profile":
@@ -83,7 +102,7 @@ class Profile:
                    verify_peer=settings.verify_peer, verify_host=settings.verify_host,
                    timeout_option=option, timeout=timeout, follow=settings.httpredirect,
                    keep=settings.keep_connections, netinterface=settings.netinterface,
-                   useragent=settings.useragent or None,
+                   useragent=settings.useragent or "",
                    http2_prior_knowledge=http2_prior_knowledge,
                    maxdatasize=settings.query_maxdatasize)
 
@@ -121,11 +140,14 @@ class Profile:
         setopt(pycurl.MAXREDIRS, MAX_REDIRECTS)
         if self.netinterface is not None:
             setopt(pycurl.INTERFACE, _b(self.netinterface))
-        if self.useragent is not None:
-            setopt(pycurl.USERAGENT, _b(self.useragent))
-        if not self.keep:
-            setopt(pycurl.FRESH_CONNECT, 1)
-            setopt(pycurl.FORBID_REUSE, 1)
+        # always, "" too: pycurl sets its own "PycURL/... libcurl/..." at Curl() and reset().
+        # libcurl sends no header for "", but libcurl 7 an empty one in a CONNECT to a proxy
+        setopt(pycurl.USERAGENT, _b(self.useragent))
+        if not self.useragent and self.proxy is not None:
+            setopt(pycurl.PROXYHEADER, [b"User-Agent:"])
+        if not self.keep:       # a fresh connection per request, which its hops (redirects,
+            setopt(pycurl.FRESH_CONNECT, 1)     # auth round trips) share: the only one kept,
+            setopt(pycurl.MAXCONNECTS, 1)       # and closed after the request (hang_up, retire)
 
 
 _PLAIN_OPTIONS = tuple((p.name, getattr(pycurl, p.curl)) for p in PARAMS.values() if p.curl)
@@ -159,39 +181,60 @@ def _b(text: str) -> bytes:
 
 
 class Sink:
-    """The write callback's buffer: keeps at most ``cap`` bytes, then stops the transfer.
+    """The write callback's buffer: keeps at most ``cap`` bytes, drops or stops after that.
 
-    Stopping (libcurl's write error 23) bounds memory and time; the caller knows from
-    ``overflow`` that the transfer itself was fine and the status stands.  Without a cap
-    libcurl writes straight into ``chunks.append`` (no Python frame per chunk).
+    On a kept connection, a rest of announced length (Content-Length) up to ``drain`` bytes
+    past the cap is read and dropped, so the connection survives; any other rest stops the
+    transfer (libcurl's write error 23), which bounds memory and time.  Either way the caller
+    knows from ``overflow`` that the kept part is whole and the status stands.  Without a cap
+    libcurl writes straight into ``chunks.append`` (no Python frame per chunk); with one,
+    :meth:`header` is the header callback and feeds header capture (``lines``).
     """
 
-    __slots__ = ("chunks", "size", "cap", "overflow")
+    __slots__ = ("chunks", "size", "cap", "drain", "limit", "overflow", "lines")
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
-        self.cap = 0
-        self.reset()
+        self.cap = self.drain = 0
+        self.reset(None)
 
-    def writer(self, cap: int) -> Callable[[bytes], int | None]:
+    def writer(self, cap: int, drain: int) -> Callable[[bytes], int | None]:
         """The write callback for a handle whose results are capped at ``cap`` (0: none)."""
-        self.cap = cap
+        self.cap, self.drain = cap, drain
+        self.reset(None)
         return self.write if cap else self.chunks.append
 
-    def reset(self) -> None:
-        self.size = 0
+    def reset(self, lines: list[bytes] | None) -> None:
+        self.size = 0               # bytes received, kept or not
+        self.limit = 0              # bytes that may be received: the rest of them dropped
         self.overflow = False
+        self.lines = lines
+
+    def header(self, line: bytes) -> None:
+        """Capture ``line`` if asked; learn from the response's framing how long it is."""
+        if self.lines is not None:
+            self.lines.append(line)
+        head = line[:18].lower()
+        if head.startswith(b"content-length:"):
+            value = line[15:].strip()
+            if self.limit >= 0 and value.isdigit() and int(value) - self.cap <= self.drain:
+                self.limit = int(value)
+        elif head.startswith(b"http/"):         # the status line of each response (hops, 1xx)
+            self.limit = 0
+        elif head == b"transfer-encoding:":     # chunked: its Content-Length does not count
+            self.limit = -1
 
     def write(self, data: bytes) -> int | None:
         size = self.size + len(data)
-        if self.cap and size > self.cap:
+        if size <= self.cap:
+            self.chunks.append(data)
+            self.size = size
+            return None
+        if not self.overflow:
             self.chunks.append(data[:self.cap - self.size])
-            self.size = self.cap
             self.overflow = True
-            return 0            # anything but len(data) aborts the transfer
-        self.chunks.append(data)
         self.size = size
-        return None
+        return None if size <= self.limit else 0    # not len(data): aborts the transfer
 
 
 
@@ -232,20 +275,46 @@ class Handle:
         """Close the curl handle, keeping what :meth:`effective_url` and
         :meth:`content_type` answer."""
         if self.closed_info is None:
-            self.closed_info = (self.effective_url(), self.content_type())
+            try:
+                self.closed_info = (self.effective_url(), self.content_type())
+            except pycurl.error:        # e.g. a URL libcurl refused: nothing to answer
+                self.closed_info = ("", "")
             self.profile = None
             self.curl.close()
+
+    def hang_up(self) -> None:
+        """Close the plain connection the last request left open (keep_connections=0).
+
+        pycurl cannot close a handle's connections but with the handle, and the handle keeps
+        what libcurl learnt (the server's auth method), so the socket is shut down: the
+        server sees the close at once, and libcurl drops the dead connection at the handle's
+        next request (MAXCONNECTS 1 keeps no other).  TLS connections close with the handle
+        (ProcessState.retire): a bare shutdown would skip close_notify.
+        """
+        fd = self.curl.getinfo(pycurl.ACTIVESOCKET)
+        if fd < 0:                      # closed already (e.g. "Connection: close")
+            return
+        try:                            # on a duplicate: libcurl still owns and closes fd
+            with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:                 # e.g. reset by the peer meanwhile
+            pass
 
     def configure(self, profile: Profile) -> int:
         """Apply ``profile`` unless it is already in force (reset keeps live connections).
 
-        Returns 0, or the curl code of an option libcurl refused (e.g. 43 for SSLv3): the
-        request is then not performed, as in C, and the next call tries again.  Afterwards
-        ``self.profile is profile``: the request path checks identity, not equality.
+        Returns 0, or the curl code of an option libcurl refused (e.g. 43 for SSLv3) or 58 for
+        a half client certificate: the request is then not performed, as in C, and the next
+        call tries again.  Afterwards ``self.profile is profile``: the request path checks
+        identity, not equality.
         """
         if profile == self.profile:
             self.profile = profile
             return 0
+        if profile.cert_gap is not None:        # before libcurl, which answers 43 for it
+            log.error("TLS client certificate: client_cert and client_key must both be set "
+                      "(%s is empty)", profile.cert_gap)
+            return pycurl.E_SSL_CERTPROBLEM
         curl = self.curl
         self.profile = None
         curl.reset()
@@ -255,7 +324,11 @@ class Handle:
         except pycurl.error as exc:
             log.error("Could not set CURL options. Library error (%s)", exc.args[-1])
             return error_code(exc)
-        curl.setopt(pycurl.WRITEFUNCTION, self.sink.writer(profile.maxdatasize))
+        sink = self.sink
+        curl.setopt(pycurl.WRITEFUNCTION,
+                    sink.writer(profile.maxdatasize, DRAIN_LIMIT if profile.keep else 0))
+        if profile.maxdatasize:
+            curl.setopt(pycurl.HEADERFUNCTION, sink.header)
         self.profile = profile
         return 0
 
@@ -287,6 +360,7 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
     ``handle.sink``), else the curl code, logged."""
     curl = handle.curl
     setopt = curl.setopt
+    sink = handle.sink
     if "\n" in url or "\r" in url:        # would end the request line: never sent
         return curl_failure(pycurl.E_URL_MALFORMAT, url)
     try:
@@ -315,7 +389,9 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
         elif handle.with_headers:
             curl.unsetopt(pycurl.HTTPHEADER)
             handle.with_headers = False
-        if header_sink is not None:
+        if sink.cap:                # its own header callback, set once, feeds header_sink
+            sink.reset(header_sink)
+        elif header_sink is not None:
             setopt(pycurl.HEADERFUNCTION, header_sink.append)
             handle.capturing = True
         elif handle.capturing:
@@ -324,16 +400,13 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
     except (pycurl.error, ValueError) as exc:      # ValueError: a NUL byte in a string
         handle.profile = None                    # re-apply all next time
         return curl_failure(error_code(exc), url)
-    sink = handle.sink
-    if sink.cap:
-        sink.reset()
     try:
         curl.perform()
         return 0
     except pycurl.error as exc:
         code = error_code(exc)
-        if code == pycurl.E_WRITE_ERROR and sink.overflow:
-            return 0                    # stopped on purpose at the size cap
+        if sink.overflow:       # stopped on purpose at the size cap, or failed in the rest
+            return 0            # being dropped: the kept part is whole either way
     sink.chunks.clear()
     return curl_failure(code, url)
 

@@ -69,6 +69,9 @@ class Server:
         self.requests: list[Request] = []
         self.errors: list[str] = []
         """Problems the server met that a test may want to see (failed TLS handshakes...)."""
+        self.accepted = 0
+        """TCP connections accepted since start (clear() keeps it): compare before and after,
+        to see how many connections a client opened."""
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -167,6 +170,7 @@ class Server:
                                       name=f"{type(self).__name__}:{self.port}<-{address[1]}")
             with self._lock:
                 self._threads.add(thread)
+                self.accepted += 1       # before anything is served on it
             thread.start()
 
     def _serve(self, sock: socket.socket, client_port: int) -> None:
