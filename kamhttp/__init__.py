@@ -7,6 +7,9 @@ the configuration calls, ``install()`` or the first request set up its process-g
 __version__ = "0.1.0"
 
 from . import pv  # noqa: E402
+from .aio import (HTTP_PROCESS_LOST, NO_HTTP_PROCESS, OVERLOADED, AsyncHandler,  # noqa: E402
+                  async_http_client_get, async_http_client_query, async_http_client_request,
+                  async_http_connect, async_http_connect_raw, async_result)
 from .config import http_connection_exists, reset  # noqa: E402
 from .errors import ConfigError, KamhttpError, PVError  # noqa: E402
 from .process import finalize, load_config, load_kamailio_cfg, modparam  # noqa: E402
@@ -24,4 +27,7 @@ __all__ = [
     "http_client_response_headers_set", "http_client_response_headers_clear", "api",
     "http_connection_exists", "http_get_content_type", "request", "Result", "pv",
     "ConfigError", "KamhttpError", "PVError",
+    "AsyncHandler", "async_result", "async_http_connect", "async_http_connect_raw",
+    "async_http_client_query", "async_http_client_get", "async_http_client_request",
+    "OVERLOADED", "NO_HTTP_PROCESS", "HTTP_PROCESS_LOST",
 ]

@@ -16,7 +16,9 @@ import sys
 from typing import Any, Mapping
 
 from . import config, log
+from .config.params import Settings
 from .config.registry import Configuration
+from .errors import ConfigError
 from .core import request, state
 from .ops import counters
 
@@ -56,6 +58,19 @@ def kamailio_useragent() -> str | None:
 _FULL_VERSION = re.compile(r"(\S+) (\S+) (\([^()]*\))")
 
 
+def prepare_async() -> None:
+    """Make the asynchronous path's queue and board, sized by the configuration loaded so
+    far: in ``mod_init()``, so that every process Kamailio forks shares them."""
+    from .aio import shared
+    if shared.get() is not None:
+        return
+    try:
+        size = config.current().settings.async_queue_size
+    except ConfigError:               # raised again where the script finalizes
+        size = Settings().async_queue_size
+    shared.prepare(size)
+
+
 def modparam(name: str, value: Any) -> None:
     """``modparam("http_client", name, value)`` (see :func:`kamhttp.config.modparam`)."""
     setup()
@@ -65,7 +80,9 @@ def modparam(name: str, value: Any) -> None:
 def load_config(path: str | os.PathLike[str]) -> Configuration:
     """A YAML file applied and finalized (see :func:`kamhttp.config.load_config`)."""
     setup()
-    return config.load_config(path)
+    cfg = config.load_config(path)
+    prepare_async()
+    return cfg
 
 
 def load_kamailio_cfg(path: str | os.PathLike[str],
@@ -73,10 +90,14 @@ def load_kamailio_cfg(path: str | os.PathLike[str],
     """The http_client modparams of a kamailio.cfg applied and finalized (see
     :func:`kamhttp.config.load_kamailio_cfg`)."""
     setup()
-    return config.load_kamailio_cfg(path, defines)
+    cfg = config.load_kamailio_cfg(path, defines)
+    prepare_async()
+    return cfg
 
 
 def finalize() -> Configuration:
     """End the configuration load (see :func:`kamhttp.config.finalize`)."""
     setup()
-    return config.finalize()
+    cfg = config.finalize()
+    prepare_async()
+    return cfg

@@ -23,7 +23,7 @@ from ..config.registry import Configuration
 from ..log import get_logger, printable
 from .attempt import NO_CONNECTION, Attempt
 from .state import DIRECT_H2_KEY, DIRECT_KEY, ProcessState, RouteKey
-from .transport import Handle, Profile, curl_failure, timings, transfer
+from .transport import Handle, Profile, completed, curl_failure, prepare, timings, transfer
 
 log = get_logger("engine")
 
@@ -157,9 +157,7 @@ def direct_request(cfg: Configuration, state: ProcessState, url: str, method: st
 
 def _perform(state: ProcessState, route: Route, url: str, method: str | None,
              body: bytes | None, headers: list[bytes] | None, details: bool) -> Attempt:
-    """One attempt on ``route``.  The rules of every attempt live here: the return code and
-    the kept body (spec 5.1, 5.2), header capture per the response_headers flag,
-    $curlredirect and the connection's redirect URL and content type, then the hooks."""
+    """One attempt on ``route``, performed here on the route's handle."""
     start = time.perf_counter()
     handle = route.handle
     setup_error = 0
@@ -167,18 +165,33 @@ def _perform(state: ProcessState, route: Route, url: str, method: str | None,
         setup_error = route.bind(state)
         handle = route.handle
         assert handle is not None
-    flag = state.headers_flag
-    if flag is None:
-        flag = route.settings.response_headers
-    sink: list[bytes] | None = None
-    if flag:
-        sink = state.header_lines = []
-    elif details:
-        sink = []
+    sink = _header_sink(state, route, details)
     if setup_error:
         curl_code = curl_failure(setup_error, url)
     else:
         curl_code = transfer(handle, url, method, body, headers, sink)
+    return _conclude(state, route, handle, curl_code, url, method, body, details, sink, start)
+
+
+def _header_sink(state: ProcessState, route: Route, details: bool) -> list[bytes] | None:
+    """Where this attempt's response header lines go: the process's $httprhdr lines when
+    response_headers is on (the script's flag first), a list of the attempt's own for
+    details, else nowhere."""
+    flag = state.headers_flag
+    if flag is None:
+        flag = route.settings.response_headers
+    if flag:
+        sink = state.header_lines = []
+        return sink
+    return [] if details else None
+
+
+def _conclude(state: ProcessState, route: Route, handle: Handle, curl_code: int, url: str,
+              method: str | None, body: bytes | None, details: bool,
+              sink: list[bytes] | None, start: float) -> Attempt:
+    """The rules of every attempt, however it was performed: the return code and the kept
+    body (spec 5.1, 5.2), the connection closed after the request when not kept,
+    $curlredirect and the connection's redirect URL and content type, then the hooks."""
     curl = handle.curl
     if curl_code:
         # the curl code; libcurl 8 has codes from 100 up (100: a request head over 1 MB),
@@ -210,4 +223,100 @@ def _perform(state: ProcessState, route: Route, url: str, method: str | None,
     attempt.seconds = time.perf_counter() - start
     for hook in _hooks:
         hook(state, attempt)
+    return attempt
+
+
+# ------------------------------------------------------------------------------------------
+# Requests driven from outside: many in flight on one multi (the asynchronous path)
+# ------------------------------------------------------------------------------------------
+
+class Exchange:
+    """One request whose attempts run on handles its driver owns (a CurlMulti): the same
+    routes, profiles and rules as :func:`connection_request` and :func:`direct_request`,
+    with every detail kept for the script that resumes."""
+
+    __slots__ = ("route", "path", "url", "method", "body", "headers", "first_line",
+                 "failed_over", "sink", "start")
+
+    def __init__(self, route: Route, path: str | None, url: str, method: str | None,
+                 body: bytes | None, headers: list[bytes] | None, first_line: bool) -> None:
+        self.route, self.path, self.url = route, path, url
+        self.method, self.body, self.headers = method, body, headers
+        self.first_line = first_line
+        self.failed_over = False
+        self.sink: list[bytes] | None = None
+        self.start = 0.0
+
+
+def begin_job(cfg: Configuration, state: ProcessState, connection: str | None, url: str,
+              method: str | None, content_type: str | None, body: bytes | None,
+              hdrs: str | None, *, http2: bool = False, first_line: bool = True
+              ) -> Exchange | Attempt:
+    """The exchange of a request on ``connection`` (``url`` its path) or, without one, on a
+    full URL with the module defaults; an Attempt when there is no such connection."""
+    if state.generation != cfg.generation:
+        state.for_generation(cfg.generation)
+    if connection is None:
+        route = state.routes.get(DIRECT_H2_KEY if http2 else DIRECT_KEY) \
+            or _direct_route(state, cfg.settings, http2)
+        headers = [hdrs.encode("utf-8", "surrogateescape")] if hdrs else None
+        return Exchange(route, None, url, method, body or None, headers,
+                        first_line and bool(cfg.settings.query_result))
+    found = state.routes.get(connection) or _connection_route(state, cfg, connection)
+    if found is None:
+        return NO_CONNECTION
+    body = body or None
+    headers = None
+    if body is not None and content_type is not None:
+        headers = [b"Content-Type: " + content_type.encode("utf-8", "surrogateescape")]
+    return Exchange(found, url, found.urls.get(url) or found.join(url), method, body, headers,
+                    False)
+
+
+def start_attempt(state: ProcessState, exchange: Exchange, handle: Handle) -> Attempt | None:
+    """Set up the exchange's next attempt on ``handle`` (configured for its route when
+    needed): None when the handle is ready to run, else the Attempt of what was refused."""
+    exchange.start = time.perf_counter()
+    route = exchange.route
+    setup_error = handle.configure(route.profile) if handle.profile is not route.profile else 0
+    sink = exchange.sink = _header_sink(state, route, True)
+    code = curl_failure(setup_error, exchange.url) if setup_error else prepare(
+        handle, exchange.url, exchange.method, exchange.body, exchange.headers, sink)
+    if code:
+        return _conclude(state, route, handle, code, exchange.url, exchange.method,
+                         exchange.body, True, sink, exchange.start)
+    return None
+
+
+def end_attempt(state: ProcessState, exchange: Exchange, handle: Handle, code: int
+                ) -> Attempt:
+    """The Attempt of a transfer the driver ran on ``handle`` and libcurl ended with
+    ``code``."""
+    return _conclude(state, exchange.route, handle, completed(handle, code, exchange.url),
+                     exchange.url, exchange.method, exchange.body, True, exchange.sink,
+                     exchange.start)
+
+
+def failover(cfg: Configuration, state: ProcessState, exchange: Exchange, attempt: Attempt
+             ) -> Exchange | None:
+    """The exchange moved to its connection's failover when ``attempt`` calls for it (the
+    rule of :func:`connection_request`: one hop, on a curl error or a status >= 500)."""
+    conn = exchange.route.conn
+    if exchange.failed_over or conn is None or conn.failover is None \
+            or not (attempt.curl_code or attempt.status >= 500):
+        return None
+    log.error("%s: Trying failover to curl con (%s)",
+              "FATAL FAILURE" if attempt.curl_code else "FAILURE", conn.failover)
+    route = state.routes.get(conn.failover) or _connection_route(state, cfg, conn.failover)
+    if route is None:
+        return None
+    exchange.route, exchange.failed_over = route, True
+    exchange.url = route.urls.get(exchange.path) or route.join(exchange.path)
+    return exchange
+
+
+def result(exchange: Exchange, attempt: Attempt) -> Attempt:
+    """The request's last attempt as the script reads it (query_result=1: the first line)."""
+    if exchange.first_line:
+        attempt.value = first_line(attempt.value)
     return attempt

@@ -48,6 +48,9 @@ class ProcessState:
     headers_flag: int | None = None   # set by http_client_response_headers_set(); None: modparam
     share: pycurl.CurlShare | None = None   # TLS sessions and DNS shared by this process's handles
     generation: int = 0               # the configuration the per-connection values belong to
+    pools: dict[RouteKey, list[Handle]] = field(default_factory=dict)
+    """Idle handles per route of a process with many transfers in flight (the asynchronous
+    HTTP process): each transfer runs on a handle of its own."""
 
     def handle(self, key: RouteKey) -> Handle:
         """This process's handle for ``key``, created on first use."""
@@ -57,6 +60,21 @@ class ProcessState:
                 self.share = new_share()
             handle = self.handles[key] = Handle(key, self.share)
         return handle
+
+    def loan(self, key: RouteKey) -> Handle:
+        """An idle handle for ``key`` (its options kept from its last transfer), or a new one:
+        for a transfer that runs beside others of the same route."""
+        pool = self.pools.get(key)
+        if pool:
+            return pool.pop()
+        if self.share is None:
+            self.share = new_share()
+        return Handle(key, self.share)
+
+    def give_back(self, handle: Handle) -> None:
+        """A loaned handle is idle again (a closed one is dropped)."""
+        if handle.closed_info is None:
+            self.pools.setdefault(cast(RouteKey, handle.key), []).append(handle)
 
     def retire(self, handle: Handle) -> None:
         """Close a handle after a TLS connection it must not keep.
@@ -119,6 +137,9 @@ def reset() -> None:
     if state is not None:
         for handle in state.handles.values():
             handle.close()
+        for pool in state.pools.values():
+            for handle in pool:
+                handle.close()
     _state = None
 
 
@@ -147,6 +168,7 @@ def _abandon(inherited: ProcessState) -> None:
     parent's connections.  One extra reference each makes them immortal in this process.
     """
     keep = [handle.curl for handle in inherited.handles.values()]
+    keep += [handle.curl for pool in inherited.pools.values() for handle in pool]
     if inherited.share is not None:
         keep.append(inherited.share)
     for obj in keep:

@@ -354,10 +354,34 @@ def new_share() -> pycurl.CurlShare:
 
 def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
              headers: list[bytes] | None, header_sink: list[bytes] | None) -> int:
-    """Perform one request on a configured handle; only per-call options are set here.
+    """Perform one request on a configured handle, here and now.
 
     Returns 0 when a response came (its status is on ``handle.curl``, its body in
     ``handle.sink``), else the curl code, logged."""
+    code = prepare(handle, url, method, body, headers, header_sink)
+    if code:
+        return code
+    try:
+        handle.curl.perform()
+        return 0
+    except pycurl.error as exc:
+        return completed(handle, error_code(exc), url)
+
+
+def completed(handle: Handle, code: int, url: str) -> int:
+    """What a transfer that libcurl ended with ``code`` gives: 0 when a response came (a stop
+    at the size cap included), else the curl code, logged.  For :func:`transfer` and for
+    a multi that ran the transfer."""
+    if not code or handle.sink.overflow:   # stopped on purpose at the size cap, or failed
+        return 0                           # in the rest being dropped: the kept part stands
+    handle.sink.chunks.clear()
+    return curl_failure(code, url)
+
+
+def prepare(handle: Handle, url: str, method: str | None, body: bytes | None,
+            headers: list[bytes] | None, header_sink: list[bytes] | None) -> int:
+    """Set the per-call options of one request on a configured handle: 0, or the curl code
+    (logged) of what cannot be sent."""
     curl = handle.curl
     setopt = curl.setopt
     sink = handle.sink
@@ -400,15 +424,7 @@ def transfer(handle: Handle, url: str, method: str | None, body: bytes | None,
     except (pycurl.error, ValueError) as exc:      # ValueError: a NUL byte in a string
         handle.profile = None                    # re-apply all next time
         return curl_failure(error_code(exc), url)
-    try:
-        curl.perform()
-        return 0
-    except pycurl.error as exc:
-        code = error_code(exc)
-        if sink.overflow:       # stopped on purpose at the size cap, or failed in the rest
-            return 0            # being dropped: the kept part is whole either way
-    sink.chunks.clear()
-    return curl_failure(code, url)
+    return 0
 
 
 _CURL_MESSAGES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import config, process
+from .. import aio, config, process
 from ..core import request
 from ..core.state import process_state
 from .arguments import (content_type as content_type_, method as method_, result_name,
@@ -74,6 +74,14 @@ class _Kemi:
         return connect(text(con, "connection"), text(url, "url"),
                         content_type_(ctype), text(data, "data"), result)
 
+    async_query = staticmethod(aio.async_query)
+    async_query_post = staticmethod(aio.async_query_post)
+    async_query_request = staticmethod(aio.async_query_request)
+    async_curl_connect = staticmethod(aio.async_curl_connect)
+    async_curl_connect_post = staticmethod(aio.async_curl_connect_post)
+    send = staticmethod(aio.send)
+    send_connect = staticmethod(aio.send_connect)
+
     get_redirect = staticmethod(http_get_redirect)
     response_headers_set = staticmethod(http_client_response_headers_set)
     response_headers_clear = staticmethod(http_client_response_headers_clear)
@@ -87,4 +95,5 @@ def install(ksr: Any) -> None:
     """``KSR.http_client = kamhttp.http_client``: scripts written for the C module's KEMI
     exports run unchanged.  Sets up kamhttp's process-global hooks too."""
     process.setup()
+    process.prepare_async()
     ksr.http_client = http_client

@@ -1,0 +1,70 @@
+"""What travels between kamhttp's processes for one asynchronous request.
+
+A :class:`Job` goes from a SIP worker to an HTTP process (one datagram on the hand-over
+queue); an :class:`Outcome` comes back from the transfer process to the HTTP process that
+resumes the transaction.  Both are flat tuples in :mod:`marshal` form: the processes run the
+same code, and marshal is the cheapest encoding Python has for ints, strings and bytes.
+"""
+from __future__ import annotations
+
+import marshal
+from dataclasses import dataclass, field
+
+from ..core.attempt import Attempt
+
+NO_TRANSACTION = -1
+"""The ``index`` of a fire-and-forget job (``send``): nothing is suspended, nothing resumed."""
+
+
+@dataclass(slots=True)
+class Job:
+    """One request to make, and the suspended transaction to continue with its result."""
+
+    index: int                     # $T(id_index), or NO_TRANSACTION
+    label: int                     # $T(id_label)
+    resume: str                    # the handler method to run with the result
+    dpv: str                       # the result PV ($avp/$xavp: it survives the move)
+    connection: str | None         # a connection name, or None for a direct URL
+    url: str                       # the path on the connection, or the full URL
+    method: str | None = None
+    content_type: str | None = None
+    body: bytes | None = None
+    hdrs: str | None = None
+    http2: bool = False
+    first_line: bool = True        # query_result applies (the direct-URL functions)
+
+    def encode(self) -> bytes:
+        return marshal.dumps(tuple(getattr(self, name) for name in self.__slots__))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Job":
+        return cls(*marshal.loads(data))
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the transfer process made of a job: the fields of its last Attempt."""
+
+    code: int
+    status: int = 0
+    curl_code: int = 0
+    body: bytes = b""
+    value: bytes = b""
+    truncated: bool = False
+    effective_url: str = ""
+    content_type: str = ""
+    header_lines: list[bytes] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> "Outcome":
+        return cls(attempt.code, attempt.status, attempt.curl_code, attempt.body,
+                   attempt.value, attempt.truncated, attempt.effective_url,
+                   attempt.content_type, attempt.header_lines or [], attempt.timings)
+
+    def encode(self) -> bytes:
+        return marshal.dumps(tuple(getattr(self, name) for name in self.__slots__))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Outcome":
+        return cls(*marshal.loads(data))

@@ -1,0 +1,232 @@
+"""The transfer process: many requests in flight on one pycurl CurlMulti, on the request core.
+
+Forked by an HTTP process (:mod:`.resumer`) and driven through a private socket pair: jobs
+come in, outcomes go out, one length-prefixed frame each.  Every transfer is an attempt of
+the request core (``request.begin``/``request.conclude``: the same routes, profiles, TLS
+set-up, caps, header capture, failover rule, counters and error texts as a SIP worker's
+call), on a handle of its own taken from the route's pool, so the multi keeps the
+connections of every connection definition alive between transfers.  libcurl's socket and
+timer callbacks feed one epoll selector, which also watches the pipe to the HTTP process.
+"""
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import pycurl
+
+from .. import config
+from ..config.registry import Configuration
+from ..core import request
+from ..core.attempt import Attempt
+from ..core.state import ProcessState, RouteKey, process_state
+from ..core.transport import Handle
+from ..log import get_logger
+from .jobs import Job, Outcome
+
+log = get_logger("async")
+
+_FRAME = struct.Struct("!IQ")        # payload length, job id
+_MAX_FRAME = 64 << 20
+
+
+@dataclass(slots=True)
+class InFlight:
+    """One job while its attempt runs: the core's exchange and the handle it runs on."""
+
+    job_id: int
+    job: Job
+    exchange: request.Exchange
+    handle: Handle | None            # while an attempt runs
+
+
+class FrameReader:
+    """Frames (job id, payload) out of a stream socket, however the bytes arrive."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+
+    def read(self) -> list[tuple[int, bytes]] | None:
+        """The frames complete now; None when the peer closed the stream."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return []
+        if not data:
+            return None
+        self.buffer += data
+        frames = []
+        while len(self.buffer) >= _FRAME.size:
+            size, job_id = _FRAME.unpack_from(self.buffer)
+            if size > _MAX_FRAME:
+                raise ValueError(f"frame of {size} bytes from the peer process")
+            end = _FRAME.size + size
+            if len(self.buffer) < end:
+                break
+            frames.append((job_id, bytes(self.buffer[_FRAME.size:end])))
+            del self.buffer[:end]
+        return frames
+
+
+class FrameWriter:
+    """Frames into a non-blocking stream socket; what does not fit now waits in a buffer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending = bytearray()
+
+    def write(self, job_id: int, payload: bytes) -> None:
+        self.pending += _FRAME.pack(len(payload), job_id) + payload
+        self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            try:
+                sent = self.sock.send(self.pending)
+            except BlockingIOError:
+                return
+            del self.pending[:sent]
+
+
+class TransferProcess:
+    """The CurlMulti loop of one transfer process."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = FrameReader(sock)
+        self.writer = FrameWriter(sock)
+        self.selector = selectors.DefaultSelector()
+        self.multi = pycurl.CurlMulti()
+        self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch)
+        self.multi.setopt(pycurl.M_TIMERFUNCTION, self._timer)
+        self.deadline: float | None = None
+        self.in_flight: dict[pycurl.Curl, InFlight] = {}
+        self.per_route: dict[RouteKey, int] = {}            # transfers in flight per route
+        self.waiting: dict[RouteKey, deque[InFlight]] = {}  # beyond the per-route limit
+        self.per_route_limit = config.current().settings.async_max_per_connection
+        self.state: ProcessState = process_state()
+        self.selector.register(sock, selectors.EVENT_READ, None)
+
+    # libcurl's callbacks: which sockets to watch, when to call back
+    def _watch(self, what: int, fd: int, _multi: object, _data: object) -> None:
+        events = {pycurl.POLL_IN: selectors.EVENT_READ, pycurl.POLL_OUT: selectors.EVENT_WRITE,
+                  pycurl.POLL_INOUT: selectors.EVENT_READ | selectors.EVENT_WRITE}.get(what)
+        try:
+            if events is None:                       # POLL_REMOVE
+                self.selector.unregister(fd)
+            elif fd in self.selector.get_map():
+                self.selector.modify(fd, events, fd)
+            else:
+                self.selector.register(fd, events, fd)
+        except (KeyError, ValueError, OSError):
+            pass                                    # a socket closed before its removal
+
+    def _timer(self, timeout_ms: int) -> None:
+        self.deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+
+    def run(self) -> None:
+        """Serve until the HTTP process closes the pipe (or dies)."""
+        while True:
+            timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+            if self.writer.pending:
+                self.selector.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            for key, events in self.selector.select(timeout):
+                if key.data is None:
+                    if events & selectors.EVENT_WRITE:
+                        self.writer.flush()
+                    if events & selectors.EVENT_READ and not self._receive():
+                        return
+                    continue
+                mask = (pycurl.CSELECT_IN if events & selectors.EVENT_READ else 0) | \
+                    (pycurl.CSELECT_OUT if events & selectors.EVENT_WRITE else 0)
+                self._drive(key.data, mask)
+            if not self.writer.pending:
+                self.selector.modify(self.sock, selectors.EVENT_READ)
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.deadline = None
+                self._drive(pycurl.SOCKET_TIMEOUT, 0)
+
+    def _receive(self) -> bool:
+        frames = self.reader.read()
+        if frames is None:
+            return False
+        cfg = config.current()
+        for job_id, payload in frames:
+            self._start(cfg, job_id, Job.decode(payload))
+        return True
+
+    def _start(self, cfg: Configuration, job_id: int, job: Job) -> None:
+        begun = request.begin_job(cfg, self.state, job.connection, job.url, job.method,
+                                  job.content_type, job.body, job.hdrs, http2=job.http2,
+                                  first_line=job.first_line)
+        if isinstance(begun, Attempt):
+            self._done(job_id, begun)
+            return
+        self._launch(InFlight(job_id, job, begun, None))
+
+    def _launch(self, flight: InFlight) -> None:
+        """Start the flight's next attempt, or let it wait for its route's limit."""
+        key = flight.exchange.route.key
+        running = self.per_route.get(key, 0)
+        if self.per_route_limit and running >= self.per_route_limit:
+            self.waiting.setdefault(key, deque()).append(flight)
+            return
+        self.per_route[key] = running + 1
+        flight.handle = self.state.loan(key)
+        attempt = request.start_attempt(self.state, flight.exchange, flight.handle)
+        if attempt is not None:              # refused before any transfer (an option)
+            self._finished(flight, attempt)
+            return
+        self.in_flight[flight.handle.curl] = flight
+        self.multi.add_handle(flight.handle.curl)
+
+    def _drive(self, fd: int, mask: int) -> None:
+        try:
+            self.multi.socket_action(fd, mask)
+        except pycurl.error as exc:
+            log.error("curl multi: %s", exc)
+        while True:
+            queued, done, failed = self.multi.info_read()
+            for curl in done:
+                self._complete(curl, 0)
+            for curl, errno, _message in failed:
+                self._complete(curl, errno)
+            if not queued:
+                break
+
+    def _complete(self, curl: pycurl.Curl, errno: int) -> None:
+        flight = self.in_flight.pop(curl, None)
+        if flight is None:
+            return
+        self.multi.remove_handle(curl)
+        assert flight.handle is not None
+        attempt = request.end_attempt(self.state, flight.exchange, flight.handle, errno)
+        self._finished(flight, attempt)
+
+    def _finished(self, flight: InFlight, attempt: Attempt) -> None:
+        assert flight.handle is not None
+        self.state.give_back(flight.handle)
+        flight.handle = None
+        key = flight.exchange.route.key
+        self.per_route[key] -= 1
+        if request.failover(config.current(), self.state, flight.exchange, attempt):
+            self._launch(flight)
+        else:
+            self._done(flight.job_id, request.result(flight.exchange, attempt))
+        queue = self.waiting.get(key)
+        if queue:
+            self._launch(queue.popleft())
+
+    def _done(self, job_id: int, attempt: Attempt) -> None:
+        self.writer.write(job_id, Outcome.of(attempt).encode())
+
+
+def serve(sock: socket.socket) -> None:
+    """The body of a transfer process."""
+    sock.setblocking(False)
+    TransferProcess(sock).run()
