@@ -215,3 +215,56 @@ def test_transfer_process_killed_with_transfers_in_flight(kamailio, http_server)
     assert (answer["code"], answer["dpv"]) == (200, "again")       # a new transfer process
     assert transfer_process(kamailio) != victim
     no_double_resume(kamailio)
+
+
+def test_fire_and_forget_and_a_1_mib_body(kamailio, http_server):
+    marker = f"sent{time.monotonic_ns()}"
+    answers = ask(
+        kamailio,
+        {"fn": "send", "args": ["POST", f"{http_server.url}/echo?{marker}=1", "cdr", ""]},
+        {"fn": "send_connect", "args": ["api", f"/echo?{marker}=2", "text/plain", "event"]},
+        {"fn": "async_curl_connect_post", "args": ["api", f"/code/200?body={marker}",
+                                                   "application/octet-stream", "", RES],
+         "repeat": [3, 1 << 20]},
+    )
+    assert [(a["sip"], a.get("rc"), a.get("dpv")) for a in answers] == [
+        (200, 1, None), (200, 1, None), (200, None, marker)]
+    assert http_server.wait_for(lambda: len(
+        [r for r in http_server.requests if marker in r.path]) == 3, timeout=10)
+    bodies = {r.path.split("?")[0]: r.body for r in http_server.requests if marker in r.path}
+    assert (bodies["/echo"] in (b"cdr", b"event"), len(bodies["/code/200"])) == (True, 1 << 20)
+    sent = sorted(r.body for r in http_server.requests if marker in r.path and
+                  r.path.startswith("/echo"))
+    assert sent == [b"cdr", b"event"]
+
+
+def test_no_http_process_is_a_return_code(start_kamailio, tmp_path, http_server):
+    path = tmp_path / "http_client.yaml"
+    path.write_text(f'modparams:\n  - httpcon: "api=>{http_server.url}"\n')
+    bare = start_kamailio(script="async_probe.py", env={"PROBE_KAMHTTP_CONFIG": str(path)},
+                          defines={"KAMHTTP_NO_ASYNC": 1})
+    answers = ask(bare, kemi("async_curl_connect", "api", "/code/200"),
+                  {"fn": "send", "args": ["GET", f"{http_server.url}/code/200", "", ""]})
+    assert [(a["sip"], a["rc"]) for a in answers] == [(500, -3), (200, -3)]
+
+
+def test_a_full_queue_is_a_return_code_and_every_queued_call_resumes(start_kamailio,
+                                                                     tmp_path, http_server):
+    """One transfer at a time, a 1 MiB queue and 120 jobs of 30 KiB: the queue takes some,
+    refuses the rest with -2 at once (nothing suspended), and every queued call resumes."""
+    path = tmp_path / "http_client.yaml"
+    path.write_text(f"""modparams:
+  - async_max_transfers: 1
+  - async_queue_size: 1048576
+  - httpcon: "api=>{http_server.url};timeout=20"
+""")
+    small = start_kamailio(script="async_probe.py", env={"PROBE_KAMHTTP_CONFIG": str(path)})
+    specs = [{"fn": "async_curl_connect_post", "args": ["api", "/slow?delay=0.05&body=ok",
+                                                        "text/plain", "", RES],
+              "repeat": [3, 30 * 1024]} for _ in range(120)]
+    answers = ask(small, *specs, timeout=60)
+    refused = [a for a in answers if a["sip"] == 500]
+    resumed = [a for a in answers if a["sip"] == 200]
+    assert {a["rc"] for a in refused} == {-2} and {a["code"] for a in resumed} == {200}
+    assert refused and resumed
+    no_double_resume(small)

@@ -44,13 +44,21 @@ class Handler(kamhttp.AsyncHandler):
             return self.reply(500, "Probe Error", {"error": traceback.format_exc()})
         if rc == 0:
             return 1                     # suspended: done() answers
+        if spec["fn"].startswith("send"):
+            return self.reply(200, "Sent", {"rc": rc})
         return self.reply(500, "Not Suspended", {"rc": rc})
 
     @staticmethod
     def call(spec, resume):
+        args = list(spec["args"])
+        if "repeat" in spec:             # {"repeat": [i, n]}: args[i] becomes n bytes of "x"
+            index, size = spec["repeat"]
+            args[index] = "x" * size
         if spec.get("api", "kemi") == "cfg":
-            return getattr(kamhttp, spec["fn"])(*spec["args"], resume)
-        return getattr(kamhttp.http_client, spec["fn"])(*spec["args"], resume)
+            return getattr(kamhttp, spec["fn"])(*args, resume)
+        if spec["fn"].startswith("send"):
+            return getattr(kamhttp.http_client, spec["fn"])(*args)
+        return getattr(kamhttp.http_client, spec["fn"])(*args, resume)
 
     def done(self, msg, *args):
         result = kamhttp.async_result()
