@@ -352,3 +352,40 @@ def test_main_cfg_dir_inside_kamailio():
     assert config.main_cfg_dir([b"kamailio", b"-f/x/y.cfg"]) == pathlib.Path("/x")
     assert config.main_cfg_dir([b"/usr/sbin/kamailio", b""]) == pathlib.Path("/etc/kamailio")
     assert config.main_cfg_dir([b"/usr/bin/python3", b"-f", b"/x/y"]) == pathlib.Path.cwd()
+
+
+# --- keep_connections takes the boolean words (issue 11) ----------------------------------
+
+@pytest.mark.parametrize("word, value", [
+    ("yes", 1), ("no", 0), ("On", 1), ("off", 0), ("TRUE", 1), ("false", 0), ("enable", 1),
+    ("enabled", 1), ("disable", 0), ("Disabled", 0), ('"yes"', 1)])
+def test_keep_connections_takes_the_boolean_words(cfgfile, word, value):
+    """The documentation writes the file's flags as words (verify_peer = yes); the documented
+    key `keep_connections` takes them too.  C's own key `keepconnections` stays an integer,
+    as in C (`keepconnections = yes`: Invalid integer value [verified 5.6.3])."""
+    c = load(cfgfile(f"[a]\nurl = http://h\nkeep_connections = {word}\n")).connections["a"]
+    assert c.keep_connections == value
+
+
+@pytest.mark.parametrize("spelling", ["keep_connections", "keepconnections"])
+@pytest.mark.parametrize("text, value", [("0", 0), ("1", 1), ("2", 2), ('"+1"', 1)])
+def test_keep_connections_still_takes_integers(cfgfile, spelling, text, value):
+    """What both spellings took before the words: integers, non-zero meaning yes (C keeps
+    the handle for any non-zero value)."""
+    c = load(cfgfile(f"[a]\nurl = http://h\n{spelling} = {text}\n")).connections["a"]
+    assert c.keep_connections == value
+
+
+@pytest.mark.parametrize("text, what, valid", [
+    ("maybe", "boolean expected", "yes"), ("-1", "invalid value", "0 (off) or 1 (on)"),
+    ('"-1"', "out of range", "0 (off) or 1 (on)")])
+def test_keep_connections_refuses_other_values(cfgfile, text, what, valid):
+    err = refused(cfgfile(f"[a]\nurl = http://h\nkeep_connections = {text}\n"))
+    assert err.source.endswith("http.cfg:3") and what in err.message and valid in (err.valid or "")
+
+
+def test_documented_flags_as_words_load(cfgfile):
+    """The flags of a file written as the documentation writes them."""
+    c = load(cfgfile("[a]\nurl = http://h\nverify_peer = yes\nhttp_follow_redirect = no\n"
+                     "keep_connections = yes\n")).connections["a"]
+    assert (c.verify_peer, c.httpredirect, c.keep_connections) == (1, 0, 1)

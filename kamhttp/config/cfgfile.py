@@ -38,8 +38,11 @@ BOOLEANS = {"yes": 1, "true": 1, "enable": 1, "enabled": 1, "1": 1, "on": 1,
 TLS_VERSIONS = {name.lower(): number for number, name in enumerate(params.TLS_VERSIONS)}
 TLS_NAMES = ", ".join(params.TLS_VERSIONS)
 PATH_KEYS = frozenset({"client_cert", "client_key"})
-FILE_KIND = {"keep_connections": "int"}
-"""The file reads keepconnections as an integer (C), not as a boolean word."""
+FILE_KIND = {"keepconnections": "int", "keep_connections": "flag"}
+"""How the file reads a key, by spelling, where it differs from the key's kind: C's
+``keepconnections`` as an integer, as C does (``yes`` is refused [verified 5.6.3]); the
+documented ``keep_connections`` also takes the boolean words, as the documentation writes the
+file's flags (issue 11), and the integers C accepts."""
 SINT = re.compile(r"[+-]?[0-9]+\Z")
 
 ALPHA_T, STRING_T = "alpha", "string"
@@ -209,7 +212,7 @@ def parse_config_file(path: pathlib.Path, base_dir: pathlib.Path) -> tuple[Conne
 
 def parse_text(text: str, filename: str, base_dir: pathlib.Path) -> tuple[ConnectionSpec, ...]:
     """Like :func:`parse_config_file`, from the text of a file named ``filename``."""
-    lexer, sections, errors = Lexer(text), [], []
+    lexer, sections, errors = Lexer(text), list[_Section](), list[ConfigError]()
     while True:
         try:
             token = lexer.token()
@@ -286,19 +289,20 @@ def _option(lexer: Lexer, token: Token, section: _Section) -> None:
 
 
 def _value(lexer: Lexer, token: Token, key: ConnectionKey, section: _Section) -> None:
-    kind = FILE_KIND.get(key.name, key.kind)
+    kind = FILE_KIND.get(token.value.lower(), key.kind)
     equal = lexer.token()
     if equal is None or equal.type != "=":
         raise _Error(token.line, f"'=' expected after {token.value!r}",
                      text=None if equal is None else equal.value, valid=f"{token.value} = value")
-    value = lexer.token(extended=kind != "int")
+    value = lexer.token(extended=kind not in ("int", "flag"))
     if value is None or value.type == "\n":
         raise _Error(token.line, f"value of {token.value!r} missing",
                      valid=f"{token.value} = value")
     if value.type not in (ALPHA_T, STRING_T):
         raise _Error(token.line, f"invalid value of {token.value!r}", text=value.value,
                      valid=f"{describe(key)} (a negative number must be quoted)"
-                     if kind == "int" else "a value; quote it if it holds other characters")
+                     if kind in ("int", "flag") else
+                     "a value; quote it if it holds other characters")
     section.values[key.name] = (_typed(key, kind, value, token.value), token.line)
     _end_of_line(lexer)
 
@@ -319,7 +323,12 @@ def _typed(key: ConnectionKey, kind: str, token: Token, spelling: str) -> Any:
             raise _Error(token.line, f"{spelling}: unsupported enum value", text=text,
                          valid=TLS_NAMES)
         return TLS_VERSIONS[text.lower()]
+    if kind == "flag" and text.lower() in BOOLEANS:
+        return BOOLEANS[text.lower()]
     if not SINT.match(text):
+        if kind == "flag":
+            raise _Error(token.line, f"{spelling}: boolean expected", text=text,
+                         valid=", ".join(BOOLEANS))
         raise _Error(token.line, f"{spelling}: invalid integer value", text=text,
                      valid=f"{describe(key)} (a negative number must be quoted)")
     if problem := invalid_value(key, int(text)):

@@ -9,10 +9,35 @@ a value, a string or even the module name; ``"..."`` strings with escapes, and a
 decimal, hex (0x), octal (0...) and binary (...b), ``yes``/``no`` words, and a leading ``-``.
 The module name is matched as Kamailio does (an anchored, case-insensitive regular
 expression).  Other modules' lines, and everything else, are ignored.
+
+The directives that make values, as Kamailio 5.6 applies them [verified 5.6.3]:
+
+* ``#!defenv NAME=VARIABLE`` / ``#!defenv VARIABLE`` define a name from the environment
+  (an unset variable is an error); ``#!defenvs`` quotes the value (a string);
+  ``#!trydefenv``/``#!trydefenvs`` skip an unset variable.
+* ``#!subst "/regex/replacement/flags"`` rewrites every string scanned after it: ``"..."``
+  (once joined, after define expansion) and ``'...'`` strings, the module and parameter
+  names, later directives' strings, include file names; never numbers or bare names.  Rules
+  run in order, each on the previous one's result.  Flags: ``g`` every match (else the first),
+  ``i`` ASCII case, ``s`` ``.`` and ``[^...]`` match a newline (else ``^``/``$`` also match at
+  newlines).  The regex is POSIX extended, matched as glibc does in the C locale: in bytes,
+  leftmost-longest (``k|kk`` takes ``kk``), ``\\`` literal in brackets.  The replacement takes
+  ``\\0``-``\\9``, ``\\n \\r \\t \\\\ \\$``, and ``\\c`` for any other c.
+* ``#!substdef "/NAME/value/"`` is such a rule and defines NAME as ``value`` as written
+  (``#!substdefs``: as a string).
+
+Refused, naming file:line (never loaded differently from Kamailio): pseudo-variables and
+``\\u`` in a replacement; GNU regex operators (``\\w``, ``\\b``, back-references), ``[= =]``,
+``[. .]``, a repetition of a repetition, ``\\1``-``\\9`` with ``|`` or a repeated group (glibc's
+submatch choice), and with ``s`` a ``^`` or ``$`` in mid-pattern (a glibc quirk); a rule
+matching an empty string, or making a replacement over 1022 bytes, where Kamailio logs an
+error and leaves the string as it was; ``#!defexp``/``#!defexps``, which Kamailio 5.6 reads
+as a comment and 5.7 evaluates as an expression.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
 import re
 from collections.abc import Mapping
@@ -32,6 +57,10 @@ DEFINE = re.compile(r"(?:#!|!!)(define|def|trydefine|trydef|redefine|redef)[ \t\
 IFDEF = re.compile(r"(?:#!|!!)(ifdef|ifndef)[ \t\b\r]+([A-Za-z_][A-Za-z0-9_]*)[ \t\b\r]*(\n|\Z)")
 ELSE_ENDIF = re.compile(r"(?:#!|!!)(else|endif)[ \t\b\r]*(\n|\Z)")
 INCLUDE = re.compile(r"(?:#!|!!)?(include_file|import_file)\b")
+SUBST = re.compile(r"(?:#!|!!)(substdefs|substdef|subst)")
+DEFENV = re.compile(r"(?:#!|!!)(trydefenvs|trydefenv|defenvs|defenv)[ \t]*")
+DEFENV_ID = re.compile(r"[^ \t\r\n]+")
+DEFEXP = re.compile(r"(?:#!|!!)(defexps|defexp)(?=[ \t\b\r\n]|\Z)")
 FILE_NAME = re.compile(r"[^ \t\r\n]+")
 HEX_ESCAPE = re.compile(r"x([0-9a-fA-F]{1,2})")
 OCTAL_ESCAPE = re.compile(r"[0-7]{2,3}")
@@ -69,6 +98,7 @@ class Scanner:
         self.defines = dict(defines)
         self.ifdefs: list[bool] = []
         self.expansions = 0
+        self.substs: list[SubstRule] = []
 
     @property
     def frame(self) -> _Frame:
@@ -190,7 +220,82 @@ class Scanner:
             self._advance(match.end() - frame.pos)
             self._include(match.group(1), where)
             return True
+        if match := SUBST.match(frame.text, frame.pos):
+            self._advance(match.end() - frame.pos)
+            self._subst(match.group(1), where)
+            return True
+        if match := DEFENV.match(frame.text, frame.pos):
+            self._advance(match.end() - frame.pos)
+            self._defenv(match.group(1), where)
+            return True
+        if match := DEFEXP.match(frame.text, frame.pos):
+            self._advance(match.end() - frame.pos)
+            line = self._rest_of_line()
+            raise _Error(where, f"#!{match.group(1)} is not supported: kamhttp does not "
+                         "evaluate expressions (Kamailio 5.6 reads this line as a comment, "
+                         "5.7 and later evaluate it)", text=f"#!{match.group(1)} {line}",
+                         valid='#!define NAME value, #!substdef "/NAME/value/" or '
+                               "#!defenv NAME=VARIABLE")
         return False
+
+    def _rest_of_line(self) -> str:
+        """The rest of the line, backslash-newline continuing it, consumed."""
+        frame, text = self.frame, []
+        while frame.pos < len(frame.text) and frame.text[frame.pos] != "\n":
+            if frame.text.startswith("\\\n", frame.pos):
+                self._advance(2)
+                continue
+            text.append(self._advance())
+        return "".join(text).strip()
+
+    def _define_new(self, name: str, value: str, kind: str, where: str) -> None:
+        """What ``#!define`` does; ``#!substdef`` and ``#!defenv`` define the same way."""
+        if name in self.defines:
+            raise _Error(where, f"#!{kind}: {name} is already defined", text=name,
+                         valid="a name not yet defined (#!redefine changes a #!define)")
+        self.defines[name] = value
+
+    def _subst(self, kind: str, where: str) -> None:
+        """``#!subst``/``#!substdef``/``#!substdefs`` and the string token after it, which is
+        read as any string is: defines expanded, joined, the earlier rules applied."""
+        token = self.token()
+        if token is None or token.kind != "str":
+            raise _Error(where, f"invalid #!{kind} preprocess statement",
+                         text=None if token is None else str(token.value),
+                         valid=f'#!{kind} "/regex/replacement/flags"')
+        rule = SubstRule(token.value, where, kind)
+        self.substs.append(rule)              # Kamailio adds the rule before the define
+        if kind != "subst":
+            name, value = rule.define(quoted=kind == "substdefs")
+            self._define_new(name, value, kind, where)
+
+    def _defenv(self, kind: str, where: str) -> None:
+        """``#!defenv NAME=VARIABLE`` or ``#!defenv VARIABLE``: a define from the
+        environment; ``...s`` quotes the value, ``try...`` skips an unset variable."""
+        frame = self.frame
+        match = DEFENV_ID.match(frame.text, frame.pos)
+        valid = f"#!{kind} NAME=VARIABLE or #!{kind} VARIABLE"
+        if match is None or match.group().startswith("="):
+            raise _Error(where, f"#!{kind} needs a name", valid=valid)
+        self._advance(match.end() - frame.pos)
+        name, equals, variable = match.group().partition("=")
+        if equals and not variable:
+            raise _Error(where, f"#!{kind}: no variable after '='", text=match.group(),
+                         valid=valid)
+        value = os.environ.get(variable or name)
+        if value is None:
+            if kind.startswith("try"):
+                return
+            raise _Error(where, f"#!{kind}: environment variable {variable or name} is not "
+                         "set", text=match.group(), valid=f"a set variable, or #!try{kind}")
+        self._define_new(name, f'"{value}"' if kind.endswith("s") else value, kind, where)
+
+    def _substituted(self, value: str, where: str) -> str:
+        """Every #!subst rule so far, in order, on a string: Kamailio runs them on each
+        ``"..."`` (once joined) and ``'...'`` string and on include file names."""
+        for rule in self.substs:
+            value = rule.apply(value, where)
+        return value
 
     def _define(self, kind: str, where: str) -> None:
         frame = self.frame
@@ -224,7 +329,7 @@ class Scanner:
         if match is None:
             raise _Error(where, f"{kind} needs a file name", valid=f'{kind} "file.cfg"')
         self._advance(match.end() - frame.pos)
-        name = match.group().strip("\"'")
+        name = self._substituted(match.group(), where).strip("\"'")
         if len(self.frames) > MAX_INCLUDE_DEPTH:
             raise _Error(where, f"{kind} nested too deep", text=name,
                          valid=f"at most {MAX_INCLUDE_DEPTH} levels")
@@ -260,7 +365,7 @@ class Scanner:
             while pos < len(frame.text) and frame.text[pos] in EAT + "\n":
                 pos += 1
             if pos >= len(frame.text) or frame.text[pos] != '"':
-                return Token("str", "".join(parts), where)
+                return Token("str", self._substituted("".join(parts), where), where)
             self._advance(pos - frame.pos)                  # "a" "b" is "ab"
 
     def _escape(self) -> str:
@@ -286,14 +391,14 @@ class Scanner:
         if end < 0:
             raise _Error(where, "string not closed", valid="a closing '", fatal=True)
         value = self._advance(end + 1 - frame.pos)[1:-1]
-        return Token("str", value, where)
+        return Token("str", self._substituted(value, where), where)
 
     def _pvar(self) -> Token:
         where, frame = self.where(), self.frame
         start = frame.pos
         self._advance()
         word = PVAR_NAME.match(frame.text, frame.pos)
-        self._advance(word.end() - frame.pos)
+        self._advance(word.end() - frame.pos if word else 0)
         if frame.text.startswith("(", frame.pos):
             depth = 0
             while frame.pos < len(frame.text):
@@ -302,6 +407,305 @@ class Scanner:
                 if depth == 0:
                     break
         return Token("pvar", frame.text[start:frame.pos], where)
+
+
+# --- #!subst rules ------------------------------------------------------------------------
+
+SUBST_VALID = ('"/regex/replacement/flags": an ASCII separator other than \\, the flags i '
+               "(ignore case), g (every match), s (. and [^...] also match a newline)")
+CLASSES = {"alpha": "AZaz", "digit": "09", "alnum": "09AZaz", "upper": "AZ", "lower": "az",
+           "space": "\t\r  ", "blank": "\t\t  ", "punct": "!/:@[`{~", "print": " ~",
+           "graph": "!~", "cntrl": "\x00\x1f\x7f\x7f", "xdigit": "09AFaf"}
+"""The bracket classes in the C locale (Kamailio never calls setlocale), as range bounds."""
+INTERVAL = re.compile(rb"\{([0-9]{1,3})(,([0-9]{0,3}))?\}")
+REPLACEMENT_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t"}
+MAX_REPLACEMENT = 1022       # Kamailio builds one replacement in a 1024-byte buffer
+MAX_REPLACEMENT_ESCAPES = 99
+
+
+class _Unsupported(Exception):
+    """A regular expression construct kamhttp does not reproduce exactly."""
+
+
+class SubstRule:
+    """One ``#!subst``/``#!substdef``/``#!substdefs`` rule, ``<sep>regex<sep>replacement<sep>
+    flags``, read as Kamailio 5.6 reads it; the regex is matched as glibc's regexec matches it
+    (leftmost-longest, in bytes), or refused where kamhttp could not be sure to."""
+
+    def __init__(self, text: str, where: str, kind: str) -> None:
+        self.where, self.kind = where, kind
+        data = text.encode()
+        if len(data) < 3 or data[0] == ord("\\") or data[0] > 127:
+            self._refuse(text, "too short" if len(data) < 3 else
+                         "the separator must be an ASCII character other than \\")
+        end = self._separator(data, 1)
+        if end < 0 or len(data) < end + 2:
+            self._refuse(text, "no separator after the regular expression" if end < 0 else
+                         "too short after the regular expression")
+        value_end = self._separator(data, end + 1)        # substdef's own, simpler scan
+        self.raw_name = data[1:end]
+        self.raw_value = data[end + 1:value_end] if value_end >= 0 else None
+        self.replacement, flag_bytes = self._replacement(text, data, end + 1)
+        flags = flag_bytes.decode()
+        if unknown := set(flags) - set("igs"):
+            self._refuse(text, f"unknown flag {sorted(unknown)[0]!r}")
+        self.every = "g" in flags
+        ere = _ERE(data[1:end], newline="s" not in flags)
+        options = re.IGNORECASE if "i" in flags else 0
+        try:
+            self.search = {bol: re.compile(ere.pattern(bol), options) for bol in (True, False)}
+            self.fixed = not (ere.alternation or ere.repeats)   # one match per start
+            if ere.alternation or ere.repeated_group:
+                if any(isinstance(part, int) and part for part in self.replacement):
+                    raise _Unsupported("\\1 to \\9 with | or a repeated group (glibc's choice "
+                                       "of submatch is not reproduced)")
+        except (_Unsupported, re.error) as err:
+            self._refuse(text, f"regular expression {data[1:end].decode(errors='replace')!r}: "
+                         f"{err} is not supported", unsupported=True)
+        self.pinned: dict[tuple[bool, int], re.Pattern[bytes]] = {}
+        self.failed = False          # reported once; Kamailio then leaves strings unchanged
+
+    def _refuse(self, text: str, problem: str, unsupported: bool = False) -> None:
+        raise _Error(self.where, f"#!{self.kind}: {problem}", text=text,
+                     valid=SUBST_VALID + ("; kamhttp reads POSIX extended regexes without "
+                                          "GNU operators (\\w, \\b, \\1 ...), [= =] and [. .], "
+                                          "nested repetitions, and with the s flag ^ first "
+                                          "and $ last only" if unsupported else ""))
+
+    @staticmethod
+    def _separator(data: bytes, start: int) -> int:
+        """The first separator (data[0]) from ``start`` not right after a backslash."""
+        return next((i for i in range(start, len(data))
+                     if data[i] == data[0] and data[i - 1] != ord("\\")), -1)
+
+    def _replacement(self, text: str, data: bytes, pos: int
+                     ) -> tuple[list[bytes | int], bytes]:
+        """The replacement as literal bytes and group numbers, and the flags after it."""
+        parts: list[bytes | int] = []
+        escapes = 0
+        while pos < len(data):
+            char = data[pos]
+            if char == data[0]:
+                return parts, data[pos + 1:]
+            if char == ord("$"):
+                self._refuse(text, "pseudo-variables in the replacement are not supported "
+                             "(write \\$ for a $)")
+            if char != ord("\\"):
+                parts.append(bytes([char]))
+                pos += 1
+                continue
+            if pos + 1 >= len(data):
+                break
+            escaped, pos, escapes = data[pos + 1], pos + 2, escapes + 1
+            if escapes > MAX_REPLACEMENT_ESCAPES:
+                self._refuse(text, "too many escapes in the replacement")
+            if ord("0") <= escaped <= ord("9"):
+                parts.append(escaped - ord("0"))
+            elif escaped == ord("u"):
+                self._refuse(text, "\\u (the request URI) is not supported")
+            else:
+                parts.append(REPLACEMENT_ESCAPES.get(escaped, bytes([escaped])))
+        self._refuse(text, "no separator after the replacement")
+        raise AssertionError                                     # not reached
+
+    def define(self, quoted: bool) -> tuple[str, str]:
+        """``#!substdef``'s define: the regex text names it, the replacement text (as
+        written, escapes and all) is its value, in quotes for ``#!substdefs``."""
+        if not self.raw_name or self.raw_value is None or b"$" in self.raw_value:
+            self._refuse(self.raw_name.decode(), "an empty name" if not self.raw_name else
+                         "no separator after the replacement" if self.raw_value is None else
+                         "pseudo-variables in a define's value are not supported")
+        assert self.raw_value is not None
+        value = self.raw_value.decode()
+        return self.raw_name.decode(), f'"{value}"' if quoted else value
+
+    def apply(self, value: str, where: str) -> str:
+        """``value`` with the first (``g``: every) match replaced, as Kamailio's subst_str:
+        each search starts where the last match ended, ``^`` matching there only after a
+        newline or CR."""
+        data = value.encode()
+        out, pos, bol = bytearray(), 0, True
+        while (match := self._match(data[pos:], bol)) is not None:
+            if match.end() == match.start():
+                self._fail(where, "matches an empty string here (Kamailio logs 'Matched "
+                           "string is empty' and leaves the string unchanged)", value,
+                           "a regular expression that matches at least one character")
+                return value
+            replaced = b"".join(part if isinstance(part, bytes) else _group(match, part)
+                                for part in self.replacement)
+            if len(replaced) > MAX_REPLACEMENT:
+                self._fail(where, f"gives a replacement of {len(replaced)} bytes here "
+                           "(Kamailio logs 'Buffer too small' and leaves the string "
+                           "unchanged)", value, f"at most {MAX_REPLACEMENT} bytes per match")
+                return value
+            out += data[pos:pos + match.start()] + replaced
+            pos += match.end()
+            bol = data[pos - 1:pos] in (b"\n", b"\r")
+            if not self.every:
+                break
+        if pos == 0:
+            return value
+        try:
+            return (bytes(out) + data[pos:]).decode()
+        except UnicodeDecodeError:
+            raise _Error(where, f"the #!{self.kind} of {self.where} cuts a UTF-8 character",
+                         text=value, valid="a regex and replacement on whole characters"
+                         ) from None
+
+    def _fail(self, where: str, problem: str, value: str, valid: str) -> None:
+        """An error Kamailio logs for each string it meets: kamhttp refuses the file,
+        naming the first such string."""
+        if not self.failed:
+            self.failed = True
+            raise _Error(where, f"the #!{self.kind} of {self.where} {problem}", text=value,
+                         valid=valid)
+
+    def _match(self, data: bytes, bol: bool) -> re.Match[bytes] | None:
+        """The leftmost-longest match, as POSIX: Python finds the leftmost start; the longest
+        end is the last one the regex can be pinned to."""
+        first = self.search[bol].search(data)
+        if first is None or self.fixed:
+            return first
+        for end in range(len(data), first.end() - 1, -1):
+            key = (bol, len(data) - end)
+            if key not in self.pinned:
+                self.pinned[key] = re.compile(b"(?:%s)(?=[\\x00-\\xff]{%d}\\Z)" % (
+                    self.search[bol].pattern, key[1]), self.search[bol].flags)
+            if match := self.pinned[key].match(data, first.start()):
+                return match
+        return first
+
+
+def _group(match: re.Match[bytes], number: int) -> bytes:
+    """``\\N`` of a replacement: empty for a group that did not take part or does not exist."""
+    return (match.group(number) or b"") if number <= match.re.groups else b""
+
+
+class _ERE:
+    """A POSIX extended regex, as glibc reads it in the C locale (bytes), translated to a
+    Python bytes pattern.  Python would pick other submatches, or, with the s flag, other
+    anchors in mid-pattern (glibc lets ``$\\n`` match): ``alternation`` and ``repeated_group``
+    say when submatches may differ; the rest is refused."""
+
+    def __init__(self, regex: bytes, newline: bool) -> None:
+        self.regex, self.newline, self.pos, self.bol = regex, newline, 0, True
+        self.alternation = self.repeated_group = self.repeats = False
+
+    def pattern(self, bol: bool) -> bytes:
+        """``bol``: may ``^`` match at the start (regexec without REG_NOTBOL)."""
+        self.pos, self.bol = 0, bol
+        out, self.repeats = self._alternatives(nested=False)
+        return out
+
+    def _peek(self) -> bytes:
+        return self.regex[self.pos:self.pos + 1]
+
+    def _alternatives(self, nested: bool) -> tuple[bytes, bool]:
+        out, repeats = self._branch()
+        while self._peek() == b"|":
+            self.pos += 1
+            self.alternation = True
+            branch, more = self._branch()
+            out, repeats = out + b"|" + branch, repeats or more
+        if self._peek() == b")" and not nested:
+            raise _Unsupported("')' without '('")
+        return out, repeats
+
+    def _branch(self) -> tuple[bytes, bool]:
+        out, repeats = b"", False
+        while self.pos < len(self.regex) and self._peek() not in (b"|", b")"):
+            if self._peek() in (b"*", b"+", b"?", b"{"):
+                raise _Unsupported(f"'{self._peek().decode()}' with nothing to repeat")
+            atom, kind, inner = self._atom()
+            if quantifier := self._quantifier():
+                if kind == "anchor":
+                    raise _Unsupported("a repeated ^ or $")
+                if inner or self._quantifier():
+                    raise _Unsupported("a repetition of a repetition")
+                self.repeated_group |= kind == "group"
+                atom, inner = b"(?:" + atom + b")" + quantifier, True
+            out, repeats = out + atom, repeats or inner
+        return out, repeats
+
+    def _quantifier(self) -> bytes:
+        char = self._peek()
+        if char in (b"*", b"+", b"?"):
+            self.pos += 1
+            return char
+        if char != b"{":
+            return b""
+        match = INTERVAL.match(self.regex, self.pos)
+        if match is None or (match.group(3) and int(match.group(3)) < int(match.group(1))):
+            raise _Unsupported("'{' not starting an interval {m}, {m,} or {m,n} (n >= m)")
+        self.pos = match.end()
+        return match.group()
+
+    def _atom(self) -> tuple[bytes, str, bool]:
+        """An atom as a Python pattern, its kind, and whether it holds a repetition."""
+        char = self.regex[self.pos]
+        self.pos += 1
+        if char == ord("("):
+            inner, repeats = self._alternatives(nested=True)
+            if self._peek() != b")":
+                raise _Unsupported("'(' without ')'")
+            self.pos += 1
+            return b"(" + inner + b")", "group", repeats
+        if char == ord("."):
+            return (b"[^\\n]" if self.newline else b"[\\x00-\\xff]"), "char", False
+        if char in b"^$" and not self.newline and self.pos != (
+                1 if char == ord("^") else len(self.regex)):
+            raise _Unsupported("with the s flag, ^ other than first or $ other than last")
+        if char == ord("^"):
+            if self.newline:
+                return (b"(?:\\A|(?<=\\n))" if self.bol else b"(?<=\\n)"), "anchor", False
+            return (b"\\A" if self.bol else b"(?!)"), "anchor", False
+        if char == ord("$"):
+            return (b"(?=\\n|\\Z)" if self.newline else b"\\Z"), "anchor", False
+        if char == ord("["):
+            return self._bracket(), "char", False
+        if char == ord("\\"):
+            if self.pos >= len(self.regex):
+                raise _Unsupported("a backslash at the end")
+            char = self.regex[self.pos]
+            self.pos += 1
+            if bytes([char]).isalnum():
+                raise _Unsupported(f"'\\{chr(char)}' (a GNU operator or back-reference)")
+        return b"\\x%02x" % char, "char", False
+
+    def _bracket(self) -> bytes:
+        """``[...]``: a backslash is itself; with REG_NEWLINE ``[^...]`` never matches a
+        newline."""
+        negate = self._peek() == b"^"
+        self.pos += negate
+        ranges = [(10, 10)] if negate and self.newline else []
+        first = True
+        while not (self._peek() == b"]" and not first):
+            first = False
+            if self.pos >= len(self.regex):
+                raise _Unsupported("'[' without ']'")
+            if self.regex.startswith((b"[=", b"[."), self.pos):
+                raise _Unsupported("[= =] or [. .]")
+            if self.regex.startswith(b"[:", self.pos):
+                end = self.regex.find(b":]", self.pos + 2)
+                name = self.regex[self.pos + 2:end].decode("latin-1") if end > 0 else ""
+                if name not in CLASSES:
+                    raise _Unsupported(f"the class [:{name}:]")
+                self.pos, bounds = end + 2, CLASSES[name]
+                ranges += [(ord(bounds[i]), ord(bounds[i + 1]))
+                           for i in range(0, len(bounds), 2)]
+                continue
+            low = high = self.regex[self.pos]
+            self.pos += 1
+            if self._peek() == b"-" and self.regex[self.pos + 1:self.pos + 2] not in (b"]", b""):
+                high = self.regex[self.pos + 1]
+                if self.regex.startswith(b"[", self.pos + 1) or high < low:
+                    raise _Unsupported("a range out of order or ending in '['")
+                self.pos += 2
+            ranges.append((low, high))
+        self.pos += 1
+        return b"[" + b"^" * negate + b"".join(
+            b"\\x%02x" % low + (b"-\\x%02x" % high if high > low else b"")
+            for low, high in ranges) + b"]"
 
 
 def read_modparams(path: pathlib.Path, defines: Mapping[str, str] | None = None
@@ -361,9 +765,9 @@ def _modparam(scanner: Scanner, start: Token) -> Statement | None:
     if negative:
         value = scanner.token()
     if value is None or value.kind not in ("str", "num") or (negative and value.kind != "num"):
-        undefined = value is not None and value.kind == "id"
-        raise _Error(start.where, f"modparam {name.value!r}: "
-                     + (f"{value.value} is not #!defined" if undefined else "value expected"),
+        problem = "value expected" if value is None or value.kind != "id" else \
+            f"{value.value} is not #!defined"
+        raise _Error(start.where, f"modparam {name.value!r}: {problem}",
                      text=None if value is None else str(value.value),
                      valid='a "string", an integer, or a #!define of one')
     _expect(scanner, ")", ("punct",), start)
