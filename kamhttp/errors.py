@@ -6,8 +6,6 @@ failures never raise into a routing script: they become return codes (see ``func
 """
 from __future__ import annotations
 
-import pathlib
-
 
 class KamhttpError(Exception):
     """Base class of every error kamhttp raises."""
@@ -44,22 +42,6 @@ class ConfigError(KamhttpError):
                   "\n  ".join(str(e) for e in errors))
         err.errors = list(errors)
         return err
-
-
-def read_config_text(path: pathlib.Path, valid: str) -> str:
-    """The text of a configuration file, or ConfigError: unreadable (``valid`` says what file
-    would do), or not UTF-8 (naming the line and the byte)."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(str(path), f"cannot read the file: {err.strerror}", text=str(path),
-                          valid=valid) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        raise ConfigError(f"{path}:{line}", f"the file is not UTF-8 text (byte "
-                          f"0x{data[err.start]:02x})", valid="UTF-8 text") from None
 
 
 class PVError(KamhttpError):

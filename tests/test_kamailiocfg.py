@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import kamhttp
 from kamhttp.errors import ConfigError
-from kamhttp.config.kamailiocfg import SubstRule, _Error, parse_modparams
+from kamhttp.config.kamailiocfg import SubstRule, parse_modparams
+from kamhttp.config.syntax import ParseError
 
 
 pytestmark = pytest.mark.usefixtures("fresh_config")
@@ -478,14 +479,14 @@ def test_subst_matches_as_glibc_does(glibc, pieces, alternative, replacement, fl
     text = f"/{regex}/{''.join(r for r, _ in replacement)}/{''.join(sorted(flags))}"
     try:
         rule = SubstRule(text, "k.cfg:1", "subst")
-    except _Error as err:                          # refused, naming the rule
+    except ParseError as err:                          # refused, naming the rule
         assert err.where == "k.cfg:1" and err.valid
         return
     want = kamailio_subst(glibc, regex.encode(), "".join(flags),
                           [part for _, part in replacement], value.encode())
     try:
         got: bytes | None = rule.apply(value, "k.cfg:2").encode()
-    except _Error as err:                          # an empty match, or a cut UTF-8 character
+    except ParseError as err:                          # an empty match, or a cut UTF-8 character
         assert err.where == "k.cfg:2"
         got = None
     if want is not None and not _is_utf8(want):

@@ -26,17 +26,14 @@ from typing import Any
 
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, \
     invalid_value, parse_base_url
-from . import params
-from ..errors import ConfigError, read_config_text
+from ..errors import ConfigError
+from .syntax import (BOOLEAN_WORDS, TLS_NAMES, TLS_VERSION_NUMBERS, ParseError, Source,
+                     position, read_text, resolve_file_name)
 
 MAX_TOKEN_LEN = 512
 ALPHA = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 DELIM = frozenset("=:;.,?[]/@!$%&*()-+|'")
 WHITESPACE = frozenset(" \t\r")
-BOOLEANS = {"yes": 1, "true": 1, "enable": 1, "enabled": 1, "1": 1, "on": 1,
-            "no": 0, "false": 0, "disable": 0, "disabled": 0, "0": 0, "off": 0}
-TLS_VERSIONS = {name.lower(): number for number, name in enumerate(params.TLS_VERSIONS)}
-TLS_NAMES = ", ".join(params.TLS_VERSIONS)
 PATH_KEYS = frozenset({"client_cert", "client_key"})
 FILE_KIND = {"keepconnections": "int", "keep_connections": "flag"}
 """How the file reads a key, by spelling, where it differs from the key's kind: C's
@@ -54,13 +51,6 @@ class Token:
     type: str          # ALPHA_T, STRING_T, or the single character ("\n", "=", "[", ...)
     value: str
     line: int
-
-
-class _Error(Exception):
-    def __init__(self, line: int, message: str, text: str | None = None,
-                 valid: str | None = None) -> None:
-        super().__init__(message)
-        self.line, self.message, self.text, self.valid = line, message, text, valid
 
 
 class Lexer:
@@ -92,7 +82,7 @@ class Lexer:
         def push(char: str) -> None:
             nonlocal start
             if len(value) >= MAX_TOKEN_LEN:
-                raise _Error(self.line, f"token too long (more than {MAX_TOKEN_LEN} "
+                raise ParseError(self.line, f"token too long (more than {MAX_TOKEN_LEN} "
                              "characters)", valid=f"values of at most {MAX_TOKEN_LEN} characters")
             if not value:
                 start = self.line
@@ -139,7 +129,7 @@ class Lexer:
                 elif char == " " and state == "AE":
                     push(" ")
                 elif char != "\n":
-                    raise _Error(self.line, f"unsupported escape character {char!r}",
+                    raise ParseError(self.line, f"unsupported escape character {char!r}",
                                  text="\\" + char, valid="\\\\ \\\" \\n \\r \\t" +
                                  (" \\# \\<space>" if state == "AE" else "") +
                                  " or a backslash at the end of the line")
@@ -169,16 +159,16 @@ class Lexer:
                     push(ESCAPES.get(char, " "))
                     return done(value[0])
                 if char != "\n":
-                    raise _Error(self.line, f"unsupported escape character {char!r}",
+                    raise ParseError(self.line, f"unsupported escape character {char!r}",
                                  text="\\" + char)
                 state = "S"
         if state == "A":
             return done(ALPHA_T)
         if state == "Q":
-            raise _Error(start, "end of file inside a quoted string: closing '\"' missing",
+            raise ParseError(start, "end of file inside a quoted string: closing '\"' missing",
                          valid='"quoted value"')
         if state in ("AE", "QE", "E"):
-            raise _Error(self.line, "end of file after a backslash",
+            raise ParseError(self.line, "end of file after a backslash",
                          valid="a character after the backslash")
         return None
 
@@ -188,8 +178,8 @@ class Lexer:
         self.pos = len(self.text) if end < 0 else end
 
 
-def _invalid(line: int, char: str) -> _Error:
-    return _Error(line, f"invalid character 0x{ord(char):x}", text=char,
+def _invalid(line: int, char: str) -> ParseError:
+    return ParseError(line, f"invalid character 0x{ord(char):x}", text=char,
                   valid="letters, digits, _ and =:;.,?[]/@!$%&*()-+|' outside quotes; "
                         "anything else inside \"...\"")
 
@@ -205,7 +195,7 @@ class _Section:
 def parse_config_file(path: pathlib.Path, base_dir: pathlib.Path) -> tuple[ConnectionSpec, ...]:
     """The connection sections of a config_file, in file order, checked.  Raises one
     ConfigError listing every error (file:line, the text at fault, what would be valid)."""
-    text = read_config_text(path, "an existing readable file (relative names resolve "
+    text = read_text(path, "an existing readable file (relative names resolve "
                             f"against {base_dir}, '.'-names against the working directory)")
     return parse_text(text, str(path), base_dir)
 
@@ -220,18 +210,17 @@ def parse_text(text: str, filename: str, base_dir: pathlib.Path) -> tuple[Connec
                 break
             if token.type == ALPHA_T:
                 if not sections:
-                    raise _Error(token.line, f"option {token.value!r} outside a section",
+                    raise ParseError(token.line, f"option {token.value!r} outside a section",
                                  text=token.value, valid="[name] before the first option")
                 _option(lexer, token, sections[-1])
             elif token.type == "[":
                 sections.append(_Section("", token.line, {}, broken=True))  # until parsed
                 sections[-1] = _section_header(lexer, token.line)
             elif token.type != "\n":
-                raise _Error(token.line, "syntax error", text=token.value,
+                raise ParseError(token.line, "syntax error", text=token.value,
                              valid="[name] or key = value lines")
-        except _Error as err:
-            errors.append(ConfigError(f"{filename}:{err.line}", err.message, text=err.text,
-                                      valid=err.valid))
+        except ParseError as err:
+            errors.append(err.config_error(filename))
             if sections and err.line >= sections[-1].line:
                 sections[-1].broken = True
             lexer.skip_line()
@@ -244,24 +233,19 @@ def parse_text(text: str, filename: str, base_dir: pathlib.Path) -> tuple[Connec
         except ConfigError as err:
             errors.append(err)
     if errors:
-        raise ConfigError.collect(sorted(errors, key=_line_of))
+        raise ConfigError.collect(sorted(errors, key=lambda err: position(err.source)))
     return tuple(specs)
-
-
-def _line_of(err: ConfigError) -> int:
-    line = err.source.rpartition(":")[2]
-    return int(line) if line.isdigit() else 0
 
 
 def _section_header(lexer: Lexer, line: int) -> _Section:
     name = lexer.token()
     if name is None or name.type != ALPHA_T:
-        raise _Error(line, "invalid or missing connection name",
+        raise ParseError(line, "invalid or missing connection name",
                      text=None if name is None else name.value,
                      valid="[name] with letters, digits and _ only")
     close = lexer.token()
     if close is None or close.type != "]":
-        raise _Error(line, "syntax error, ']' expected",
+        raise ParseError(line, "syntax error, ']' expected",
                      text=None if close is None else close.value,
                      valid="[name] with letters, digits and _ only")
     _end_of_line(lexer)
@@ -271,18 +255,18 @@ def _section_header(lexer: Lexer, line: int) -> _Section:
 def _end_of_line(lexer: Lexer) -> None:
     token = lexer.token()
     if token is not None and token.type != "\n":
-        raise _Error(token.line, "end of line expected", text=token.value,
+        raise ParseError(token.line, "end of line expected", text=token.value,
                      valid="one value per line; quote values with spaces")
 
 
 def _option(lexer: Lexer, token: Token, section: _Section) -> None:
     key = KEY_BY_SPELLING.get(token.value.lower())
     if key is None:
-        raise _Error(token.line, f"unsupported option {token.value!r}", text=token.value,
+        raise ParseError(token.line, f"unsupported option {token.value!r}", text=token.value,
                      valid=", ".join(KEY_BY_SPELLING))
     try:
         _value(lexer, token, key, section)
-    except _Error as err:
+    except ParseError as err:
         if key.name == "password":
             err.text = None                    # never echo a password
         raise
@@ -292,14 +276,14 @@ def _value(lexer: Lexer, token: Token, key: ConnectionKey, section: _Section) ->
     kind = FILE_KIND.get(token.value.lower(), key.kind)
     equal = lexer.token()
     if equal is None or equal.type != "=":
-        raise _Error(token.line, f"'=' expected after {token.value!r}",
+        raise ParseError(token.line, f"'=' expected after {token.value!r}",
                      text=None if equal is None else equal.value, valid=f"{token.value} = value")
     value = lexer.token(extended=kind not in ("int", "flag"))
     if value is None or value.type == "\n":
-        raise _Error(token.line, f"value of {token.value!r} missing",
+        raise ParseError(token.line, f"value of {token.value!r} missing",
                      valid=f"{token.value} = value")
     if value.type not in (ALPHA_T, STRING_T):
-        raise _Error(token.line, f"invalid value of {token.value!r}", text=value.value,
+        raise ParseError(token.line, f"invalid value of {token.value!r}", text=value.value,
                      valid=f"{describe(key)} (a negative number must be quoted)"
                      if kind in ("int", "flag") else
                      "a value; quote it if it holds other characters")
@@ -314,37 +298,37 @@ def _typed(key: ConnectionKey, kind: str, token: Token, spelling: str) -> Any:
             raise _invalid(token.line, "\x00")
         return text or None                                  # "" sets null [B6]
     if kind == "bool":
-        if text.lower() not in BOOLEANS:
-            raise _Error(token.line, f"{spelling}: boolean expected", text=text,
-                         valid=", ".join(BOOLEANS))
-        return BOOLEANS[text.lower()]
+        if text.lower() not in BOOLEAN_WORDS:
+            raise ParseError(token.line, f"{spelling}: boolean expected", text=text,
+                         valid=", ".join(BOOLEAN_WORDS))
+        return BOOLEAN_WORDS[text.lower()]
     if kind == "tlsversion":
-        if text.lower() not in TLS_VERSIONS:
-            raise _Error(token.line, f"{spelling}: unsupported enum value", text=text,
+        if text.lower() not in TLS_VERSION_NUMBERS:
+            raise ParseError(token.line, f"{spelling}: unsupported enum value", text=text,
                          valid=TLS_NAMES)
-        return TLS_VERSIONS[text.lower()]
-    if kind == "flag" and text.lower() in BOOLEANS:
-        return BOOLEANS[text.lower()]
+        return TLS_VERSION_NUMBERS[text.lower()]
+    if kind == "flag" and text.lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[text.lower()]
     if not SINT.match(text):
         if kind == "flag":
-            raise _Error(token.line, f"{spelling}: boolean expected", text=text,
-                         valid=", ".join(BOOLEANS))
-        raise _Error(token.line, f"{spelling}: invalid integer value", text=text,
+            raise ParseError(token.line, f"{spelling}: boolean expected", text=text,
+                         valid=", ".join(BOOLEAN_WORDS))
+        raise ParseError(token.line, f"{spelling}: invalid integer value", text=text,
                      valid=f"{describe(key)} (a negative number must be quoted)")
     if problem := invalid_value(key, int(text)):
-        raise _Error(token.line, f"{spelling}: value out of range", text=text, valid=problem)
+        raise ParseError(token.line, f"{spelling}: value out of range", text=text, valid=problem)
     return int(text)
 
 
 def _spec(section: _Section, filename: str, base_dir: pathlib.Path) -> ConnectionSpec:
-    source = f"{filename}:{section.line}"
+    source = Source.at(filename, section.line)
     values = {name: value for name, (value, _line) in section.values.items()}
     url = values.pop("url", None)
     if url is None:
         raise ConfigError(source, f"section [{section.name}] has no url",
                           text=f"[{section.name}]", valid="url = scheme://host[:port][/path]")
     return section_spec(section.name, url, values, source,
-                        f"{filename}:{section.values['url'][1]}", base_dir)
+                        Source.at(filename, section.values['url'][1]), base_dir)
 
 
 def section_spec(name: str, url: str, values: dict[str, Any], source: str, url_source: str,
@@ -360,13 +344,3 @@ def section_spec(name: str, url: str, values: dict[str, Any], source: str, url_s
         if values[key] is not None:
             values[key] = str(resolve_file_name(values[key], base_dir))
     return ConnectionSpec(name, schema, uri, source, tuple(values.items()))
-
-
-def resolve_file_name(name: str, base_dir: pathlib.Path) -> pathlib.Path:
-    """Documentation 3.20: ``/x`` absolute, ``.``-names relative to the working directory,
-    anything else relative to ``base_dir``, the main config file's directory."""
-    if name.startswith("/"):
-        return pathlib.Path(name)
-    if name.startswith("."):
-        return pathlib.Path.cwd() / name
-    return base_dir / name

@@ -43,7 +43,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError, read_config_text
+from ..errors import ConfigError
+from .syntax import ParseError, Source, read_text
 from .params import Statement
 
 MODULE = "http_client"
@@ -74,20 +75,12 @@ MAX_EXPANSIONS = 100_000
 class Token:
     kind: str            # "id", "num", "str", "pvar", "punct"
     value: Any
-    where: str           # "file:line"
+    where: Source
 
 
 class _Frame:
     def __init__(self, text: str, filename: str, line: int = 1, macro: bool = False) -> None:
         self.text, self.filename, self.line, self.macro, self.pos = text, filename, line, macro, 0
-
-
-class _Error(Exception):
-    def __init__(self, where: str, message: str, text: str | None = None,
-                 valid: str | None = None, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.where, self.message, self.text, self.valid = where, message, text, valid
-        self.fatal = fatal           # nothing sensible can be read after it
 
 
 class Scanner:
@@ -104,8 +97,8 @@ class Scanner:
     def frame(self) -> _Frame:
         return self.frames[-1]
 
-    def where(self) -> str:
-        return f"{self.frame.filename}:{self.frame.line}"
+    def where(self) -> Source:
+        return Source.at(self.frame.filename, self.frame.line)
 
     def _advance(self, count: int = 1) -> str:
         frame = self.frame
@@ -122,7 +115,7 @@ class Scanner:
             if frame.pos >= len(frame.text):
                 if len(self.frames) == 1:
                     if self.ifdefs:
-                        raise _Error(self.where(), "#!ifdef without #!endif",
+                        raise ParseError(self.where(), "#!ifdef without #!endif",
                                      valid="an #!endif for every #!ifdef/#!ifndef", fatal=True)
                     return None
                 self.frames.pop()
@@ -172,7 +165,7 @@ class Scanner:
         if ID.fullmatch(word) and word in self.defines:
             self.expansions += 1
             if self.expansions > MAX_EXPANSIONS or len(self.frames) > 100:
-                raise _Error(where, f"#!define {word} expands without end", text=word,
+                raise ParseError(where, f"#!define {word} expands without end", text=word,
                              valid="defines that do not refer to themselves", fatal=True)
             self.frames.append(_Frame(self.defines[word], self.frame.filename,
                                       self.frame.line, macro=True))
@@ -193,7 +186,7 @@ class Scanner:
                     return
             else:
                 self._advance()
-        raise _Error(where, "/* comment not closed", valid="*/ to close every /*", fatal=True)
+        raise ParseError(where, "/* comment not closed", valid="*/ to close every /*", fatal=True)
 
     def _directive(self, skipping: bool) -> bool:
         """Handle a preprocessor directive at the current position, if there is one."""
@@ -231,7 +224,7 @@ class Scanner:
         if match := DEFEXP.match(frame.text, frame.pos):
             self._advance(match.end() - frame.pos)
             line = self._rest_of_line()
-            raise _Error(where, f"#!{match.group(1)} is not supported: kamhttp does not "
+            raise ParseError(where, f"#!{match.group(1)} is not supported: kamhttp does not "
                          "evaluate expressions (Kamailio 5.6 reads this line as a comment, "
                          "5.7 and later evaluate it)", text=f"#!{match.group(1)} {line}",
                          valid='#!define NAME value, #!substdef "/NAME/value/" or '
@@ -248,19 +241,19 @@ class Scanner:
             text.append(self._advance())
         return "".join(text).strip()
 
-    def _define_new(self, name: str, value: str, kind: str, where: str) -> None:
+    def _define_new(self, name: str, value: str, kind: str, where: Source) -> None:
         """What ``#!define`` does; ``#!substdef`` and ``#!defenv`` define the same way."""
         if name in self.defines:
-            raise _Error(where, f"#!{kind}: {name} is already defined", text=name,
+            raise ParseError(where, f"#!{kind}: {name} is already defined", text=name,
                          valid="a name not yet defined (#!redefine changes a #!define)")
         self.defines[name] = value
 
-    def _subst(self, kind: str, where: str) -> None:
+    def _subst(self, kind: str, where: Source) -> None:
         """``#!subst``/``#!substdef``/``#!substdefs`` and the string token after it, which is
         read as any string is: defines expanded, joined, the earlier rules applied."""
         token = self.token()
         if token is None or token.kind != "str":
-            raise _Error(where, f"invalid #!{kind} preprocess statement",
+            raise ParseError(where, f"invalid #!{kind} preprocess statement",
                          text=None if token is None else str(token.value),
                          valid=f'#!{kind} "/regex/replacement/flags"')
         rule = SubstRule(token.value, where, kind)
@@ -269,43 +262,43 @@ class Scanner:
             name, value = rule.define(quoted=kind == "substdefs")
             self._define_new(name, value, kind, where)
 
-    def _defenv(self, kind: str, where: str) -> None:
+    def _defenv(self, kind: str, where: Source) -> None:
         """``#!defenv NAME=VARIABLE`` or ``#!defenv VARIABLE``: a define from the
         environment; ``...s`` quotes the value, ``try...`` skips an unset variable."""
         frame = self.frame
         match = DEFENV_ID.match(frame.text, frame.pos)
         valid = f"#!{kind} NAME=VARIABLE or #!{kind} VARIABLE"
         if match is None or match.group().startswith("="):
-            raise _Error(where, f"#!{kind} needs a name", valid=valid)
+            raise ParseError(where, f"#!{kind} needs a name", valid=valid)
         self._advance(match.end() - frame.pos)
         name, equals, variable = match.group().partition("=")
         if equals and not variable:
-            raise _Error(where, f"#!{kind}: no variable after '='", text=match.group(),
+            raise ParseError(where, f"#!{kind}: no variable after '='", text=match.group(),
                          valid=valid)
         value = os.environ.get(variable or name)
         if value is None:
             if kind.startswith("try"):
                 return
-            raise _Error(where, f"#!{kind}: environment variable {variable or name} is not "
+            raise ParseError(where, f"#!{kind}: environment variable {variable or name} is not "
                          "set", text=match.group(), valid=f"a set variable, or #!try{kind}")
         self._define_new(name, f'"{value}"' if kind.endswith("s") else value, kind, where)
 
-    def _substituted(self, value: str, where: str) -> str:
+    def _substituted(self, value: str, where: Source) -> str:
         """Every #!subst rule so far, in order, on a string: Kamailio runs them on each
         ``"..."`` (once joined) and ``'...'`` string and on include file names."""
         for rule in self.substs:
             value = rule.apply(value, where)
         return value
 
-    def _define(self, kind: str, where: str) -> None:
+    def _define(self, kind: str, where: Source) -> None:
         frame = self.frame
         name = ID.match(frame.text, frame.pos)
         if name is None:
-            raise _Error(where, "#!define needs a name", text=frame.text[frame.pos:][:40],
+            raise ParseError(where, "#!define needs a name", text=frame.text[frame.pos:][:40],
                          valid="#!define NAME [value]")
         self._advance(name.end() - frame.pos)
         if frame.text.startswith("-", frame.pos):
-            raise _Error(where, "'-' not allowed in a #!define name", text=name.group())
+            raise ParseError(where, "'-' not allowed in a #!define name", text=name.group())
         value: list[str] = []
         while frame.pos < len(frame.text) and frame.text[frame.pos] in EAT:
             self._advance()
@@ -317,21 +310,21 @@ class Scanner:
         if name.group() in self.defines and not kind.startswith("re"):
             if kind.startswith("try"):
                 return
-            raise _Error(where, f"{name.group()} is already defined", text=name.group(),
+            raise ParseError(where, f"{name.group()} is already defined", text=name.group(),
                          valid="#!redefine to change a define, #!trydef to keep the first")
         self.defines[name.group()] = "".join(value)
 
-    def _include(self, kind: str, where: str) -> None:
+    def _include(self, kind: str, where: Source) -> None:
         frame = self.frame
         while frame.pos < len(frame.text) and frame.text[frame.pos] in " \t":
             self._advance()
         match = FILE_NAME.match(frame.text, frame.pos)
         if match is None:
-            raise _Error(where, f"{kind} needs a file name", valid=f'{kind} "file.cfg"')
+            raise ParseError(where, f"{kind} needs a file name", valid=f'{kind} "file.cfg"')
         self._advance(match.end() - frame.pos)
         name = self._substituted(match.group(), where).strip("\"'")
         if len(self.frames) > MAX_INCLUDE_DEPTH:
-            raise _Error(where, f"{kind} nested too deep", text=name,
+            raise ParseError(where, f"{kind} nested too deep", text=name,
                          valid=f"at most {MAX_INCLUDE_DEPTH} levels")
         path = pathlib.Path(name)
         if not path.is_absolute() and not path.exists():
@@ -341,7 +334,7 @@ class Scanner:
         except (OSError, UnicodeDecodeError) as err:
             if kind == "import_file" and isinstance(err, FileNotFoundError):
                 return
-            raise _Error(where, f"{kind}: cannot read {name!r}", text=name,
+            raise ParseError(where, f"{kind}: cannot read {name!r}", text=name,
                          valid="an existing UTF-8 file") from None
         self.frames.append(_Frame(text, str(path)))
 
@@ -352,7 +345,7 @@ class Scanner:
             while True:
                 frame = self.frame
                 if frame.pos >= len(frame.text):
-                    raise _Error(where, "string not closed", valid='a closing "', fatal=True)
+                    raise ParseError(where, "string not closed", valid='a closing "', fatal=True)
                 char = self._advance()
                 if char == '"':
                     break
@@ -389,7 +382,7 @@ class Scanner:
         where, frame = self.where(), self.frame
         end = frame.text.find("'", frame.pos + 1)
         if end < 0:
-            raise _Error(where, "string not closed", valid="a closing '", fatal=True)
+            raise ParseError(where, "string not closed", valid="a closing '", fatal=True)
         value = self._advance(end + 1 - frame.pos)[1:-1]
         return Token("str", self._substituted(value, where), where)
 
@@ -432,7 +425,7 @@ class SubstRule:
     flags``, read as Kamailio 5.6 reads it; the regex is matched as glibc's regexec matches it
     (leftmost-longest, in bytes), or refused where kamhttp could not be sure to."""
 
-    def __init__(self, text: str, where: str, kind: str) -> None:
+    def __init__(self, text: str, where: Source, kind: str) -> None:
         self.where, self.kind = where, kind
         data = text.encode()
         if len(data) < 3 or data[0] == ord("\\") or data[0] > 127:
@@ -466,7 +459,7 @@ class SubstRule:
         self.failed = False          # reported once; Kamailio then leaves strings unchanged
 
     def _refuse(self, text: str, problem: str, unsupported: bool = False) -> None:
-        raise _Error(self.where, f"#!{self.kind}: {problem}", text=text,
+        raise ParseError(self.where, f"#!{self.kind}: {problem}", text=text,
                      valid=SUBST_VALID + ("; kamhttp reads POSIX extended regexes without "
                                           "GNU operators (\\w, \\b, \\1 ...), [= =] and [. .], "
                                           "nested repetitions, and with the s flag ^ first "
@@ -519,7 +512,7 @@ class SubstRule:
         value = self.raw_value.decode()
         return self.raw_name.decode(), f'"{value}"' if quoted else value
 
-    def apply(self, value: str, where: str) -> str:
+    def apply(self, value: str, where: Source) -> str:
         """``value`` with the first (``g``: every) match replaced, as Kamailio's subst_str:
         each search starts where the last match ended, ``^`` matching there only after a
         newline or CR."""
@@ -548,16 +541,16 @@ class SubstRule:
         try:
             return (bytes(out) + data[pos:]).decode()
         except UnicodeDecodeError:
-            raise _Error(where, f"the #!{self.kind} of {self.where} cuts a UTF-8 character",
+            raise ParseError(where, f"the #!{self.kind} of {self.where} cuts a UTF-8 character",
                          text=value, valid="a regex and replacement on whole characters"
                          ) from None
 
-    def _fail(self, where: str, problem: str, value: str, valid: str) -> None:
+    def _fail(self, where: Source, problem: str, value: str, valid: str) -> None:
         """An error Kamailio logs for each string it meets: kamhttp refuses the file,
         naming the first such string."""
         if not self.failed:
             self.failed = True
-            raise _Error(where, f"the #!{self.kind} of {self.where} {problem}", text=value,
+            raise ParseError(where, f"the #!{self.kind} of {self.where} {problem}", text=value,
                          valid=valid)
 
     def _match(self, data: bytes, bol: bool) -> re.Match[bytes] | None:
@@ -712,7 +705,7 @@ def read_modparams(path: pathlib.Path, defines: Mapping[str, str] | None = None
                    ) -> tuple[list[Statement], list[ConfigError]]:
     """The http_client modparam statements (name, value, "file:line") of a kamailio.cfg, in
     order, and every error found reading them.  Raises ConfigError if it cannot be read."""
-    text = read_config_text(path, "an existing readable kamailio.cfg")
+    text = read_text(path, "an existing readable kamailio.cfg")
     return parse_modparams(text, path, defines)
 
 
@@ -731,8 +724,8 @@ def parse_modparams(text: str, path: pathlib.Path, defines: Mapping[str, str] | 
                 statement = _modparam(scanner, token)
                 if statement is not None:
                     statements.append(statement)
-        except _Error as err:
-            errors.append(ConfigError(err.where, err.message, text=err.text, valid=err.valid))
+        except ParseError as err:
+            errors.append(err.config_error())
             if err.fatal:
                 break
     return statements, errors
@@ -742,7 +735,7 @@ def _expect(scanner: Scanner, what: str, kinds: tuple[str, ...], start: Token) -
     token = scanner.token()
     if token is None or token.kind not in kinds or (
             token.kind == "punct" and token.value != what):
-        raise _Error(start.where, f"malformed {start.value}: {what} expected",
+        raise ParseError(start.where, f"malformed {start.value}: {what} expected",
                      text=None if token is None else str(token.value),
                      valid=f'{start.value}("http_client", "name", value)')
     return token
@@ -755,7 +748,7 @@ def _modparam(scanner: Scanner, start: Token) -> Statement | None:
     if module is None or module.kind != "str" or not _is_http_client(module.value):
         return None
     if start.value == "modparamx":
-        raise _Error(start.where, "modparamx is not supported for http_client",
+        raise ParseError(start.where, "modparamx is not supported for http_client",
                      valid='modparam("http_client", "name", value)')
     _expect(scanner, ",", ("punct",), start)
     name = _expect(scanner, "a quoted parameter name", ("str",), start)
@@ -767,7 +760,7 @@ def _modparam(scanner: Scanner, start: Token) -> Statement | None:
     if value is None or value.kind not in ("str", "num") or (negative and value.kind != "num"):
         problem = "value expected" if value is None or value.kind != "id" else \
             f"{value.value} is not #!defined"
-        raise _Error(start.where, f"modparam {name.value!r}: {problem}",
+        raise ParseError(start.where, f"modparam {name.value!r}: {problem}",
                      text=None if value is None else str(value.value),
                      valid='a "string", an integer, or a #!define of one')
     _expect(scanner, ")", ("punct",), start)

@@ -32,7 +32,7 @@ class Scope(enum.Enum):
     ASYNC = "read by the asynchronous path when Kamailio starts"
 
 
-TLS_VERSIONS = ("DEFAULT", "TLSv1", "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+TLS_VERSIONS: tuple[str, ...] = ("DEFAULT", "TLSv1", "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 """libcurl's CURL_SSLVERSION_* numbers, by index; each is a minimum version."""
 
 AUTH_BITS = {1: "BASIC", 2: "DIGEST", 4: "GSS-Negotiate", 8: "NTLM", 16: "Digest-IE"}

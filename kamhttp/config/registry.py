@@ -29,12 +29,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .cfgfile import parse_config_file, resolve_file_name
+from .cfgfile import parse_config_file
 from .connection import Connection, ConnectionSpec
 from ..errors import ConfigError
 from .httpcon import parse_httpcon
 from .kamailiocfg import read_modparams
 from .params import Settings, Statement, coerce
+from .syntax import position, resolve_file_name
 from .yamlfile import read_yaml
 
 KINDS = ("yaml", "config_file", "kamailio_cfg")
@@ -77,7 +78,7 @@ class Draft:
             return dataclasses.replace(self, connections=self.connections + (conn,),
                                        warnings=self.warnings + tuple(warnings))
         if name == "config_file":
-            specs = parse_config_file(resolve_path(value, base_dir, source), base_dir)
+            specs = parse_config_file(resolve_file_name(value, base_dir, source), base_dir)
             return self.with_specs(specs)
         return dataclasses.replace(self, settings=self.settings.with_value(name, value))
 
@@ -137,8 +138,7 @@ class Draft:
 
 def _place(err: ConfigError) -> tuple[str, int]:
     """(file, line) of an error's source, to list errors in file order."""
-    file, _, line = err.source.rpartition(":")
-    return (file, int(line)) if line.isdigit() else (err.source, 0)
+    return position(err.source)
 
 
 def _check_unique(name: str, source: str, draft: Draft) -> None:
@@ -151,15 +151,6 @@ def _check_unique(name: str, source: str, draft: Draft) -> None:
 def _duplicate(name: str, first: str, second: str) -> ConfigError:
     return ConfigError(second, f"duplicate connection name {name!r} (first defined at {first})",
                        text=name, valid="a name not used by another connection")
-
-
-def resolve_path(name: str, base_dir: pathlib.Path, source: str = "") -> pathlib.Path:
-    """A file name as the documentation resolves it (3.20): ``/x`` absolute, ``.``-names
-    relative to the working directory, anything else relative to ``base_dir`` (the main
-    config file's directory)."""
-    if not name:
-        raise ConfigError(source, "empty file name", text=name, valid="a file name")
-    return resolve_file_name(name, base_dir)
 
 
 def main_cfg_dir(argv: list[bytes] | None = None) -> pathlib.Path:

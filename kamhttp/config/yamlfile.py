@@ -22,9 +22,10 @@ from typing import Any
 
 import yaml
 
-from .cfgfile import BOOLEANS, TLS_NAMES, TLS_VERSIONS, section_spec
+from .cfgfile import section_spec
+from .syntax import BOOLEAN_WORDS, TLS_NAMES, TLS_VERSION_NUMBERS, Source, read_text
 from .connection import KEY_BY_SPELLING, ConnectionKey, ConnectionSpec, describe, invalid_value
-from ..errors import ConfigError, read_config_text
+from ..errors import ConfigError
 from .params import Statement
 
 TOP_LEVEL = ("modparams", "connections")
@@ -35,7 +36,7 @@ def read_yaml(path: pathlib.Path
               ) -> tuple[list[Statement], list[ConnectionSpec], list[ConfigError]]:
     """The modparam statements (name, value, "file:line"), the connection sections and every
     error found in a YAML file.  Raises ConfigError if it cannot be read or parsed."""
-    text = read_config_text(path, "an existing readable YAML file")
+    text = read_text(path, "an existing readable YAML file")
     return parse_yaml(text, str(path), path.resolve().parent)
 
 
@@ -51,7 +52,7 @@ def parse_yaml(text: str, filename: str, base_dir: pathlib.Path
             loader.dispose()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        raise ConfigError(f"{filename}:{mark.line + 1 if mark else 1}",
+        raise ConfigError(Source.at(filename, mark.line + 1 if mark else 1),
                           f"YAML syntax error: {err.problem or err.context}",
                           valid="a YAML mapping with modparams: and connections:") from None
     except (yaml.YAMLError, RecursionError) as err:
@@ -69,8 +70,8 @@ class _Reader:
         self.errors: list[ConfigError] = []
         self.loader: yaml.SafeLoader | None = None
 
-    def where(self, node: yaml.Node) -> str:
-        return f"{self.filename}:{node.start_mark.line + 1}"
+    def where(self, node: yaml.Node) -> Source:
+        return Source.at(self.filename, node.start_mark.line + 1)
 
     def error(self, node: yaml.Node, message: str, text: Any = None, valid: str | None = None
               ) -> None:
@@ -131,7 +132,7 @@ class _Reader:
         if not isinstance(node, yaml.SequenceNode):
             self.error(node, "modparams must be a list", valid="modparams: then - name: value")
             return []
-        statements = []
+        statements: list[Statement] = []
         for item in node.value:
             pairs = self.pairs(item, "a modparams item") if isinstance(
                 item, yaml.MappingNode) else None
@@ -214,11 +215,11 @@ class _Reader:
                                 "\"...\"")
             return value
         if key.kind == "tlsversion" and isinstance(value, str):
-            if value.lower() not in TLS_VERSIONS:
+            if value.lower() not in TLS_VERSION_NUMBERS:
                 raise _BadValue("unsupported tlsversion", value, f"{TLS_NAMES} or 0..7")
-            return TLS_VERSIONS[value.lower()]
-        if key.kind == "bool" and isinstance(value, str) and value.lower() in BOOLEANS:
-            return BOOLEANS[value.lower()]
+            return TLS_VERSION_NUMBERS[value.lower()]
+        if key.kind == "bool" and isinstance(value, str) and value.lower() in BOOLEAN_WORDS:
+            return BOOLEAN_WORDS[value.lower()]
         if key.kind == "bool" and isinstance(value, bool):
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
