@@ -62,6 +62,8 @@ def prepare_async() -> None:
     """Make the asynchronous path's queue and board, sized by the configuration loaded so
     far: in ``mod_init()``, so that every process Kamailio forks shares them."""
     from .aio import shared
+    from .core import guard
+    guard.prepare()
     if shared.get() is not None:
         return
     try:

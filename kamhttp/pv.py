@@ -215,8 +215,19 @@ def _httprhdr(inner: str | None) -> Value:
     return headers.value(state.header_lines, inner)
 
 
+def _httpbreaker(inner: str | None) -> Value:
+    """The outage guard's state of a connection (or of scheme://host:port): closed, open,
+    half-open, or "" when it has no guard."""
+    from .core import guard
+    shared = guard.table()
+    if shared is None or not inner:
+        return ""
+    return shared.state_of(guard.origin(inner) if "://" in inner else f"connection {inner}")
+
+
 _OWN: dict[str, Callable[[str | None], Value]] = {
-    "curlerror": _curlerror, "curlredirect": _curlredirect, "httprhdr": _httprhdr}
+    "curlerror": _curlerror, "curlredirect": _curlredirect, "httprhdr": _httprhdr,
+    "httpbreaker": _httpbreaker}
 _OWN_PREFIXES = tuple(f"${b}{c}" for c in _OWN for b in ("", "("))
 
 

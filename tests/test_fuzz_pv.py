@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import kamhttp
 from kamhttp.core import headers
 from kamhttp import pv
-from kamhttp.core.curlerror import BAD_CODE, HTTP_CODE, curl_strerror
+from kamhttp.core.curlerror import BAD_CODE, BREAKER_TEXT, HTTP_CODE, curl_strerror
 from kamhttp.errors import PVError
 
 EXAMPLES = 100_000 if os.environ.get("KAMHTTP_LONG") == "1" else 300
@@ -102,7 +102,7 @@ def test_curlerror_of_any_name_is_a_known_text(inner):
         value = pv.get(f"$curlerror({inner})")
     except PVError:
         return      # e.g. unbalanced parentheses: not one PV
-    assert value in {BAD_CODE, HTTP_CODE} | {curl_strerror(n) for n in range(100)}
+    assert value in {BAD_CODE, BREAKER_TEXT, HTTP_CODE} | {curl_strerror(n) for n in range(100)}
 
 
 @BOUNDED

@@ -39,7 +39,12 @@ DOCUMENTED = {   # name: (type, default) as the documentation gives them (decisi
 }
 
 
-ADDITIONS = {   # kamhttp's own parameters (the asynchronous path), not in the documentation
+ADDITIONS = {   # kamhttp's own parameters (the outage guard, the asynchronous path)
+    "breaker_failures": (int, 0),
+    "breaker_ratio": (int, 0),
+    "breaker_window": (int, 10),
+    "breaker_cooldown": (int, 5000),
+    "max_connecting": (int, 0),
     "async_queue_size": (int, 8 << 20),
     "async_max_transfers": (int, 1000),
     "async_max_per_connection": (int, 0),

@@ -23,7 +23,9 @@ def test_every_documented_modparam_is_in_the_table():
                   "cipher_suites", "verify_peer", "verify_host", "tlsversion", "authmethod",
                   "keep_connections", "query_result", "query_maxdatasize", "httpcon",
                   "config_file", "netinterface", "response_headers"}
-    additions = {"async_queue_size", "async_max_transfers", "async_max_per_connection"}
+    additions = {"async_queue_size", "async_max_transfers", "async_max_per_connection",
+                 "breaker_failures", "breaker_ratio", "breaker_window", "breaker_cooldown",
+                 "max_connecting"}
     assert set(PARAMS) == documented | additions
 
 

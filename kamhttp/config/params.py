@@ -69,6 +69,10 @@ def _check_positive(value: int) -> str | None:
     return None if value > 0 else "an integer >= 1"
 
 
+def _check_percent(value: int) -> str | None:
+    return None if 0 <= value <= 100 else "a percentage 0..100 (0 is off)"
+
+
 def _check_queue_size(value: int) -> str | None:
     return None if value >= 1 << 20 else "bytes, at least 1048576 (1 MiB)"
 
@@ -159,6 +163,25 @@ PARAMS: dict[str, ModParam] = {p.name: p for p in (
              "Local interface name or address for outgoing requests."),
     ModParam("response_headers", int, 0, Scope.REQUEST,
              "Capture response headers for $httprhdr(name) (1) or not (0).", _check_bool),
+    ModParam("breaker_failures", int, 0, Scope.COPIED,
+             "kamhttp addition: consecutive failures (curl error or status >= 500) that open "
+             "the upstream's circuit breaker; 0 is off.", _check_uint,
+             key="breaker_failures", key_kind="int"),
+    ModParam("breaker_ratio", int, 0, Scope.COPIED,
+             "kamhttp addition: percent of failed attempts in breaker_window (at least 10 "
+             "attempts) that open the breaker; 0 is off.", _check_percent,
+             key="breaker_ratio", key_kind="int"),
+    ModParam("breaker_window", int, 10, Scope.COPIED,
+             "kamhttp addition: seconds of the breaker_ratio window.", _check_positive,
+             key="breaker_window", key_kind="int"),
+    ModParam("breaker_cooldown", int, 5000, Scope.COPIED,
+             "kamhttp addition: milliseconds an open breaker refuses requests (-6) before "
+             "one probe request goes through.", _check_positive,
+             key="breaker_cooldown", key_kind="int"),
+    ModParam("max_connecting", int, 0, Scope.COPIED,
+             "kamhttp addition: processes that may be connecting at once to an upstream not "
+             "known to be alive (the others get -6); 0 is no bound.", _check_uint,
+             key="max_connecting", key_kind="int"),
     ModParam("async_queue_size", int, 8 << 20, Scope.ASYNC,
              "kamhttp addition: bytes of the hand-over queue from SIP workers to the HTTP "
              "processes; a job that does not fit is refused (-2).", _check_queue_size),
@@ -189,6 +212,11 @@ class ConnectionOptions:
     tlsversion: int = 0
     authmethod: int = 3
     keep_connections: int = 0
+    breaker_failures: int = 0
+    breaker_ratio: int = 0
+    breaker_window: int = 10
+    breaker_cooldown: int = 5000
+    max_connecting: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -12,12 +12,15 @@ import functools
 BAD_CODE = "Bad CURL error code"
 HTTP_CODE = "HTTP result code"
 _LAST_CODE = 99
+BREAKER_OPEN = -6
+"""kamhttp's outage guard refused the request (see core/guard.py, which uses these)."""
+BREAKER_TEXT = "kamhttp: circuit open, no request sent"
 
 
 def curl_strerror(code: int) -> str:
     """``$curlerror(code)``: the libcurl text for 0..99, fixed texts outside that range."""
     if code < 0:
-        return BAD_CODE
+        return BREAKER_TEXT if code == BREAKER_OPEN else BAD_CODE
     if code > _LAST_CODE:
         return HTTP_CODE
     return _table()[code]

@@ -18,9 +18,10 @@ from typing import Callable
 import pycurl
 
 from ..config.connection import Connection
-from ..config.params import Settings
+from ..config.params import ConnectionOptions, Settings
 from ..config.registry import Configuration
 from ..log import get_logger, printable
+from . import guard
 from .attempt import NO_CONNECTION, Attempt
 from .state import DIRECT_H2_KEY, DIRECT_KEY, ProcessState, RouteKey
 from .transport import Handle, Profile, completed, curl_failure, prepare, timings, transfer
@@ -50,7 +51,8 @@ class Route:
     handle is looked up again only when it was closed or lost its options
     (``handle.profile is not route.profile``)."""
 
-    __slots__ = ("key", "name", "conn", "settings", "profile", "handle", "urls")
+    __slots__ = ("key", "name", "conn", "settings", "profile", "handle", "urls", "guard",
+                 "guards")
 
     def __init__(self, key: RouteKey, settings: Settings, profile: Profile,
                  conn: Connection | None = None) -> None:
@@ -61,6 +63,25 @@ class Route:
         self.profile = profile
         self.handle: Handle | None = None
         self.urls: dict[str | None, str] = {}
+        options = conn if conn is not None else settings
+        on = guard.enabled(options)
+        self.guard = _guard(upstream(conn.name, ""), conn, settings) \
+            if on and conn is not None else None
+        self.guards: dict[str, guard.Guard] | None = {} if on and conn is None else None
+        """The direct URLs' guards by scheme://host:port (None: no guard)."""
+
+    def guard_for(self, url: str) -> "guard.Guard | None":
+        """The outage guard of this request's upstream, or None (the guard is off)."""
+        guards = self.guards
+        if guards is None:
+            return self.guard
+        name = guard.origin(url)
+        found = guards.get(name)
+        if found is None:
+            if len(guards) >= _URLS_PER_ROUTE:
+                guards.clear()
+            found = guards[name] = _guard(name, self.settings, self.settings)
+        return found
 
     def bind(self, state: ProcessState) -> int:
         """Attach this process's handle for the key and configure it: 0, or the curl code of
@@ -76,6 +97,25 @@ class Route:
         assert self.conn is not None             # only connection routes join paths
         url = urls[path] = self.conn.join(path) if path else self.conn.base_url
         return url
+
+
+def upstream(connection: str | None, url: str) -> str:
+    """The outage guard's name of an upstream: a connection definition, or the
+    scheme://host:port of a direct URL."""
+    return f"connection {connection}" if connection is not None else guard.origin(url)
+
+
+def _guard(upstream: str, options: ConnectionOptions, settings: Settings) -> guard.Guard:
+    timeout = settings.effective_timeout(getattr(options, "timeout", 0) or
+                                         settings.connection_timeout)
+    seconds = timeout / 1000 if settings.timeout_mode == 2 else timeout
+    return guard.Guard(guard.prepare(), upstream, options, seconds)
+
+
+def _failed(attempt: Attempt) -> bool:
+    """What the failover rule and the outage guard count as a failure."""
+    return bool(attempt.curl_code) or attempt.status >= 500 or \
+        attempt.code == guard.BREAKER_OPEN
 
 
 def _connection_route(state: ProcessState, cfg: Configuration, name: str) -> Route | None:
@@ -121,7 +161,7 @@ def connection_request(cfg: Configuration, state: ProcessState, name: str, path:
     attempt = _perform(state, route, route.urls.get(path) or route.join(path), method, body,
                        headers, details)
     failover = route.conn.failover if route.conn is not None else None
-    if failover is not None and (attempt.curl_code or attempt.status >= 500):
+    if failover is not None and _failed(attempt):
         log.error("%s: Trying failover to curl con (%s)",
                   "FATAL FAILURE" if attempt.curl_code else "FAILURE", failover)
         route = state.routes.get(failover) or _connection_route(state, cfg, failover)
@@ -157,8 +197,13 @@ def direct_request(cfg: Configuration, state: ProcessState, url: str, method: st
 
 def _perform(state: ProcessState, route: Route, url: str, method: str | None,
              body: bytes | None, headers: list[bytes] | None, details: bool) -> Attempt:
-    """One attempt on ``route``, performed here on the route's handle."""
+    """One attempt on ``route``, performed here on the route's handle (unless the outage
+    guard refuses it)."""
     start = time.perf_counter()
+    watch = route.guard if route.guards is None else route.guard_for(url)
+    if watch is not None and not watch.admit():
+        return Attempt(guard.BREAKER_OPEN, connection=route.name, url=url, method=method,
+                       sent=body)
     handle = route.handle
     setup_error = 0
     if handle is None or handle.profile is not route.profile:
@@ -170,7 +215,11 @@ def _perform(state: ProcessState, route: Route, url: str, method: str | None,
         curl_code = curl_failure(setup_error, url)
     else:
         curl_code = transfer(handle, url, method, body, headers, sink)
-    return _conclude(state, route, handle, curl_code, url, method, body, details, sink, start)
+    attempt = _conclude(state, route, handle, curl_code, url, method, body, details, sink,
+                        start)
+    if watch is not None:
+        watch.settle(_failed(attempt))
+    return attempt
 
 
 def _header_sink(state: ProcessState, route: Route, details: bool) -> list[bytes] | None:
@@ -236,7 +285,7 @@ class Exchange:
     with every detail kept for the script that resumes."""
 
     __slots__ = ("route", "path", "url", "method", "body", "headers", "first_line",
-                 "failed_over", "sink", "start")
+                 "failed_over", "sink", "start", "watch")
 
     def __init__(self, route: Route, path: str | None, url: str, method: str | None,
                  body: bytes | None, headers: list[bytes] | None, first_line: bool) -> None:
@@ -246,6 +295,7 @@ class Exchange:
         self.failed_over = False
         self.sink: list[bytes] | None = None
         self.start = 0.0
+        self.watch: guard.Guard | None = None
 
 
 def begin_job(cfg: Configuration, state: ProcessState, connection: str | None, url: str,
@@ -278,6 +328,11 @@ def start_attempt(state: ProcessState, exchange: Exchange, handle: Handle) -> At
     needed): None when the handle is ready to run, else the Attempt of what was refused."""
     exchange.start = time.perf_counter()
     route = exchange.route
+    watch = exchange.watch = route.guard_for(exchange.url)
+    if watch is not None and not watch.admit():
+        exchange.watch = None
+        return Attempt(guard.BREAKER_OPEN, connection=route.name, url=exchange.url,
+                       method=exchange.method, sent=exchange.body)
     setup_error = handle.configure(route.profile) if handle.profile is not route.profile else 0
     sink = exchange.sink = _header_sink(state, route, True)
     code = curl_failure(setup_error, exchange.url) if setup_error else prepare(
@@ -292,9 +347,13 @@ def end_attempt(state: ProcessState, exchange: Exchange, handle: Handle, code: i
                 ) -> Attempt:
     """The Attempt of a transfer the driver ran on ``handle`` and libcurl ended with
     ``code``."""
-    return _conclude(state, exchange.route, handle, completed(handle, code, exchange.url),
-                     exchange.url, exchange.method, exchange.body, True, exchange.sink,
-                     exchange.start)
+    code = completed(handle, code, exchange.url)
+    attempt = _conclude(state, exchange.route, handle, code, exchange.url, exchange.method,
+                        exchange.body, True, exchange.sink, exchange.start)
+    if exchange.watch is not None:
+        exchange.watch.settle(_failed(attempt))
+        exchange.watch = None
+    return attempt
 
 
 def failover(cfg: Configuration, state: ProcessState, exchange: Exchange, attempt: Attempt
@@ -302,8 +361,7 @@ def failover(cfg: Configuration, state: ProcessState, exchange: Exchange, attemp
     """The exchange moved to its connection's failover when ``attempt`` calls for it (the
     rule of :func:`connection_request`: one hop, on a curl error or a status >= 500)."""
     conn = exchange.route.conn
-    if exchange.failed_over or conn is None or conn.failover is None \
-            or not (attempt.curl_code or attempt.status >= 500):
+    if exchange.failed_over or conn is None or conn.failover is None or not _failed(attempt):
         return None
     log.error("%s: Trying failover to curl con (%s)",
               "FATAL FAILURE" if attempt.curl_code else "FAILURE", conn.failover)

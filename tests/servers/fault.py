@@ -2,6 +2,7 @@
 itself within MAX_DELAY, and at once when the server stops.
 
   /fault/silent[?seconds=]          accept, read the request, never answer
+  /fault/stale                      answer 200 keeping the connection; close it at the next request
   /fault/slow-headers[?interval=&count=]
                                     status line, then one header line per interval
   /fault/trickle[?n=&interval=]     Content-Length n, then the body one byte per interval
@@ -48,7 +49,7 @@ class FaultServer(Server):
             "garbage": self._garbage, "bad-chunked": self._bad_chunked, "huge": self._huge,
             "huge-headers": self._huge_headers, "redirect-ftp": self._redirect_ftp,
             "redirect-file": self._redirect_file, "1xx": self._interim,
-            "wrong-length": self._wrong_length,
+            "wrong-length": self._wrong_length, "stale": self._stale,
         }
 
     @property
@@ -77,6 +78,17 @@ class FaultServer(Server):
             fault(sock, urllib.parse.parse_qs(query, keep_blank_values=True))
         except BadParameter as exc:
             _answer(sock, 400, f"bad parameter for {path}: {exc}")
+
+    def _stale(self, sock: socket.socket, params: Params) -> None:
+        """Answer and keep the connection, then close it on the next request without a
+        byte of answer: a kept connection that the server dropped while idle."""
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+        try:
+            read_request(sock.makefile("rb"), sock)
+        except BadRequest:
+            pass
+        if "reset" in params:                    # RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def _silent(self, sock: socket.socket, params: Params) -> None:
         self.wait(float_param(params, "seconds", MAX_DELAY, 0, MAX_DELAY))
