@@ -338,8 +338,12 @@ def start_attempt(state: ProcessState, exchange: Exchange, handle: Handle) -> At
     code = curl_failure(setup_error, exchange.url) if setup_error else prepare(
         handle, exchange.url, exchange.method, exchange.body, exchange.headers, sink)
     if code:
-        return _conclude(state, route, handle, code, exchange.url, exchange.method,
-                         exchange.body, True, sink, exchange.start)
+        attempt = _conclude(state, route, handle, code, exchange.url, exchange.method,
+                            exchange.body, True, sink, exchange.start)
+        if watch is not None:
+            watch.settle(True)
+            exchange.watch = None
+        return attempt
     return None
 
 
