@@ -1,4 +1,12 @@
-"""``python -m kamhttp``: see :mod:`kamhttp.cli`."""
+"""``python -m kamhttp`` and the ``kamhttp`` console script: the subcommands of :mod:`.cli`."""
+import sys
+
 from .cli import main
 
-raise SystemExit(main())
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -215,6 +215,16 @@ def _httprhdr(inner: str | None) -> Value:
     return headers.value(state.header_lines, inner)
 
 
+def _httptime(inner: str | None) -> Value:
+    """$httptime(total|dns|connect|tls|firstbyte|...): the last request's timer in
+    microseconds (as http_async_client's $http_time); $null before any request."""
+    state = peek()
+    if state is None or state.timed is None or not inner:
+        return None
+    from .core.transport import timing_us
+    return timing_us(state.timed, inner.strip().lower())
+
+
 def _httpbreaker(inner: str | None) -> Value:
     """The outage guard's state of a connection (or of scheme://host:port): closed, open,
     half-open, or "" when it has no guard."""
@@ -227,7 +237,7 @@ def _httpbreaker(inner: str | None) -> Value:
 
 _OWN: dict[str, Callable[[str | None], Value]] = {
     "curlerror": _curlerror, "curlredirect": _curlredirect, "httprhdr": _httprhdr,
-    "httpbreaker": _httpbreaker}
+    "httpbreaker": _httpbreaker, "httptime": _httptime}
 _OWN_PREFIXES = tuple(f"${b}{c}" for c in _OWN for b in ("", "("))
 
 

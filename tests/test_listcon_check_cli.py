@@ -146,3 +146,16 @@ def test_commands_come_from_one_table():
         assert args.command_entry is entry and entry.function() is json.dumps
     finally:
         cli.COMMANDS.remove(entry)
+
+
+def test_console_script_has_the_same_subcommands():
+    """pip installs a ``kamhttp`` console script: the subcommands of python -m kamhttp."""
+    import pathlib
+    import subprocess
+    import sys
+    script = pathlib.Path(sys.executable).parent / "kamhttp"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    module = subprocess.run([sys.executable, "-m", "kamhttp", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert done.returncode == module.returncode == 0
+    assert done.stdout.split("\n", 1)[1] == module.stdout.split("\n", 1)[1]

@@ -159,3 +159,14 @@ def test_logging_without_ksr_stays_in_python(caplog):
     with caplog.at_level(logging.ERROR):
         logging.getLogger("kamhttp.engine").error("plain")
     assert [r.getMessage() for r in caplog.records] == ["plain"]
+
+
+def test_httptime_gives_the_last_requests_timers_in_microseconds(http_server):
+    kamhttp.reset()
+    assert kamhttp.http_client.query(f"{http_server.url}/slow?delay=0.05", "$var(t)") == 200
+    total, first, connect = (pv.get(f"$httptime({n})") for n in ("total", "firstbyte",
+                                                                  "connect"))
+    assert isinstance(total, int) and total >= 50_000          # the server waited 50 ms
+    assert 0 < connect <= first <= total
+    assert pv.get("$httptime(starttransfer)") == first        # http_async_client's name
+    assert pv.get("$httptime(nosuch)") is None

@@ -266,6 +266,7 @@ def _conclude(state: ProcessState, route: Route, handle: Handle, curl_code: int,
             state.retire(handle)    # TLS: with the handle (see there)
         else:
             handle.hang_up()
+    state.timed = handle
     answered = state.last = None if curl_code else handle
     if route.name is not None:
         state.answered[route.name] = answered

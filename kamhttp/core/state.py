@@ -44,6 +44,8 @@ class ProcessState:
     answered: dict[str, Handle | None] = field(default_factory=dict)
     """Connection -> the handle of its last attempt if that got a response, else None."""
     last: Handle | None = None       # the handle of the last attempt of any function if answered
+    timed: Handle | None = None      # the handle of the last attempt, answered or not: its
+    #                                  timings are read from it only when asked ($httptime)
     header_lines: list[bytes] = field(default_factory=list)  # raw lines, arrival order
     headers_flag: int | None = None   # set by http_client_response_headers_set(); None: modparam
     share: pycurl.CurlShare | None = None   # TLS sessions and DNS shared by this process's handles

@@ -339,6 +339,25 @@ _TIMING_INFO = (("namelookup", pycurl.NAMELOOKUP_TIME), ("connect", pycurl.CONNE
                 ("total", pycurl.TOTAL_TIME))
 
 
+TIMING_NAMES = {"dns": pycurl.NAMELOOKUP_TIME, "lookup": pycurl.NAMELOOKUP_TIME,
+                "connect": pycurl.CONNECT_TIME, "tls": pycurl.APPCONNECT_TIME,
+                "appconnect": pycurl.APPCONNECT_TIME, "pretransfer": pycurl.PRETRANSFER_TIME,
+                "firstbyte": pycurl.STARTTRANSFER_TIME,
+                "starttransfer": pycurl.STARTTRANSFER_TIME,
+                "redirect": pycurl.REDIRECT_TIME, "total": pycurl.TOTAL_TIME}
+"""The names of $httptime(name): kamhttp's short ones and http_async_client's $http_time
+names."""
+
+
+def timing_us(handle: Handle, name: str) -> int | None:
+    """One timer of the handle's last transfer in microseconds from its start; None for an
+    unknown name or a handle that is closed."""
+    info = TIMING_NAMES.get(name)
+    if info is None or handle.closed_info is not None:
+        return None
+    return round(handle.curl.getinfo(info) * 1_000_000)
+
+
 def timings(curl: pycurl.Curl) -> dict[str, float]:
     """libcurl's timers of the last transfer on ``curl``, in seconds from its start."""
     return {name: curl.getinfo(info) for name, info in _TIMING_INFO}
