@@ -78,14 +78,21 @@ def _refused(runtime: shared.Runtime | None, job: Job) -> int:
     return 0
 
 
-def submit(job: Job) -> int:
-    """Suspend the transaction and queue ``job``: 0, or why nothing was suspended."""
+def _runtime_for(job: Job) -> shared.Runtime | int:
+    """The shared parts to queue ``job`` on, or the code that says why it cannot go."""
     _check_size(job)
     runtime = shared.get()
     refused = _refused(runtime, job)
-    if refused:
-        return refused
-    assert runtime is not None
+    if refused or runtime is None:
+        return refused or NO_HTTP_PROCESS
+    return runtime
+
+
+def submit(job: Job) -> int:
+    """Suspend the transaction and queue ``job``: 0, or why nothing was suspended."""
+    runtime = _runtime_for(job)
+    if isinstance(runtime, int):
+        return runtime
     ksr: Any = sys.modules.get("KSR")
     if ksr is None or ksr.tmx.t_suspend() != 1:
         log.error("t_suspend() failed: is tmx loaded, and is this a request that can have "
@@ -104,12 +111,9 @@ def submit(job: Job) -> int:
 
 def send_job(job: Job) -> int:
     """Queue a fire-and-forget job: 1, or why not (counted)."""
-    _check_size(job)
-    runtime = shared.get()
-    refused = _refused(runtime, job)
-    if refused:
-        return refused
-    assert runtime is not None
+    runtime = _runtime_for(job)
+    if isinstance(runtime, int):
+        return runtime
     if not runtime.handover.put(job):
         runtime.board.add(board.DROPPED_SENDS)
         return OVERLOADED
