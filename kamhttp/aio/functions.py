@@ -245,7 +245,8 @@ def async_http_client_request(method_: str, url: str, body: str, hdrs: str, resu
 
 class AsyncHandler:
     """Mix into the script's handler class (``class kamailio(kamhttp.AsyncHandler)``): the
-    evrexec entry of kamhttp's HTTP process and the method Kamailio runs to resume."""
+    evrexec entry of kamhttp's HTTP process, the method Kamailio runs to resume, and the
+    xhttp event method of the operator paths."""
 
     def kamhttp_http_process(self, msg: Any, evname: Any = None) -> int:
         """evrexec: ``modparam("evrexec", "exec", "name=kamhttp_http_process;workers=N")``."""
@@ -257,3 +258,12 @@ class AsyncHandler:
         """Run by t_continue in the HTTP process, the transaction's AVPs restored."""
         from .resumer import resume_script
         return resume_script(self, msg, args)
+
+    def ksr_xhttp_event(self, msg: Any, evname: Any = None) -> int:
+        """xhttp (``event_callback``): kamhttp's operator paths (/kamhttp/listcon,
+        /kamhttp/counters, /metrics); 404 for any other (override to serve your own)."""
+        from ..ops.endpoint import serve
+        if not serve(msg):
+            ksr: Any = sys.modules.get("KSR")
+            ksr.xhttp.xhttp_reply(404, "Not Found", "text/plain", "not a kamhttp path\n")
+        return 1

@@ -55,12 +55,15 @@ class Outcome:
     content_type: str = ""
     header_lines: list[bytes] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    attempts_ok: int = 0            # the request's attempts (failover included), for the
+    attempts_failed: int = 0        # counters the HTTP process adds to Kamailio's
 
     @classmethod
-    def of(cls, attempt: Attempt) -> "Outcome":
+    def of(cls, attempt: Attempt, ok: int = 0, failed: int = 0) -> "Outcome":
         return cls(attempt.code, attempt.status, attempt.curl_code, attempt.body,
                    attempt.value, attempt.truncated, attempt.effective_url,
-                   attempt.content_type, attempt.header_lines or [], attempt.timings)
+                   attempt.content_type, attempt.header_lines or [], attempt.timings,
+                   ok, failed)
 
     def encode(self) -> bytes:
         return marshal.dumps(tuple(getattr(self, name) for name in self.__slots__))

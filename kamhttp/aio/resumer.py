@@ -30,6 +30,7 @@ from .. import config, pv
 from ..config.registry import Configuration
 from ..core.curlerror import curl_strerror
 from ..log import get_logger, printable
+from ..ops import counters
 from ..script.api import Result
 from . import board, shared
 from .jobs import NO_TRANSACTION, Job, Outcome
@@ -216,6 +217,8 @@ class HttpProcess:
 def finish(job: Job, outcome: Outcome) -> None:
     """Continue the job's suspended transaction with ``outcome`` (nothing for a send)."""
     global _resuming
+    if outcome.attempts_ok or outcome.attempts_failed:
+        counters.add_to_kamailio(outcome.attempts_ok, outcome.attempts_failed)
     if job.index == NO_TRANSACTION:
         return
     ksr: Any = sys.modules.get("KSR")

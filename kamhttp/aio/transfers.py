@@ -23,9 +23,11 @@ from .. import config
 from ..config.registry import Configuration
 from ..core import request
 from ..core.attempt import Attempt
+from ..core.guard import BREAKER_OPEN
 from ..core.state import ProcessState, RouteKey, process_state
 from ..core.transport import Handle
 from ..log import get_logger
+from ..ops import counters
 from .jobs import Job, Outcome
 
 log = get_logger("async")
@@ -42,6 +44,8 @@ class InFlight:
     job: Job
     exchange: request.Exchange
     handle: Handle | None            # while an attempt runs
+    ok: int = 0                      # attempts with status 200, and the others
+    failed: int = 0
 
 
 class FrameReader:
@@ -209,18 +213,27 @@ class TransferProcess:
         self._finished(flight, attempt)
 
     def _finished(self, flight: InFlight, attempt: Attempt) -> None:
+        if attempt.status == 200:
+            flight.ok += 1
+        elif attempt.code != BREAKER_OPEN:           # a refused attempt sent nothing
+            flight.failed += 1
         assert flight.handle is not None
         self.state.give_back(flight.handle)
         flight.handle = None
         key = flight.exchange.route.key
         self.per_route[key] -= 1
-        if request.failover(config.current(), self.state, flight.exchange, attempt):
-            self._launch(flight)
-        else:
-            self._done(flight.job_id, request.result(flight.exchange, attempt))
+        self._next(flight, attempt)
         queue = self.waiting.get(key)
         if queue:
             self._launch(queue.popleft())
+
+    def _next(self, flight: InFlight, attempt: Attempt) -> None:
+        """The failover hop, or the outcome back to the HTTP process."""
+        if request.failover(config.current(), self.state, flight.exchange, attempt):
+            self._launch(flight)
+        else:
+            self.writer.write(flight.job_id, Outcome.of(
+                request.result(flight.exchange, attempt), flight.ok, flight.failed).encode())
 
     def _done(self, job_id: int, attempt: Attempt) -> None:
         self.writer.write(job_id, Outcome.of(attempt).encode())
@@ -229,4 +242,5 @@ class TransferProcess:
 def serve(sock: socket.socket) -> None:
     """The body of a transfer process."""
     sock.setblocking(False)
+    counters.not_in_kamailio()
     TransferProcess(sock).run()

@@ -41,6 +41,7 @@ MIN_WINDOW_REQUESTS = 10
 
 _SLOTS = 512
 _WORDS = 16
+_NAME_BYTES = 128
 # the words of a slot
 _KEY, _STATE, _FAILURES, _OPENED_AT, _PROBE_AT, _CONNECTING = 0, 1, 2, 3, 4, 5
 _OPENS, _REJECTS, _PROBES, _CLOSES = 6, 7, 8, 9
@@ -53,9 +54,9 @@ class Table:
     def __init__(self) -> None:
         self.map = mmap.mmap(-1, 8 * _WORDS * _SLOTS)
         self.words = memoryview(self.map).cast("q")
+        self.names = mmap.mmap(-1, _NAME_BYTES * _SLOTS)   # each slot's upstream, for readers
         self.lock_fd = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o600)
         os.set_inheritable(self.lock_fd, True)
-        self.names: dict[int, str] = {}           # slot -> upstream (this process's view)
 
     def __enter__(self) -> None:
         fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
@@ -72,8 +73,11 @@ class Table:
             for probe in range(_SLOTS):
                 base = ((key + probe) % _SLOTS) * _WORDS
                 if words[base + _KEY] in (0, key):
-                    words[base + _KEY] = key
-                    self.names[base] = upstream
+                    if not words[base + _KEY]:
+                        name = upstream.encode("utf-8", "surrogateescape")[:_NAME_BYTES - 1]
+                        at = (base // _WORDS) * _NAME_BYTES
+                        self.names[at:at + _NAME_BYTES] = name.ljust(_NAME_BYTES, b"\0")
+                        words[base + _KEY] = key
                     return base
         return (_SLOTS - 1) * _WORDS
 
@@ -95,8 +99,13 @@ class Table:
         return "" if base is None else STATE_NAMES[self.words[base + _STATE]]
 
     def slots(self) -> Iterator[tuple[str, int]]:
-        """(upstream, first word) of the slots this process knows by name."""
-        return iter(sorted((name, base) for base, name in self.names.items()))
+        """(upstream, first word) of every claimed slot, by upstream."""
+        found = []
+        for slot in range(_SLOTS):
+            if self.words[slot * _WORDS + _KEY]:
+                raw = self.names[slot * _NAME_BYTES:(slot + 1) * _NAME_BYTES]
+                found.append((raw.rstrip(b"\0").decode("utf-8", "replace"), slot * _WORDS))
+        return iter(sorted(found))
 
 
 _table: Table | None = None
@@ -118,7 +127,7 @@ def reset() -> None:
     """Every breaker closed and forgotten: a new Kamailio start (the testing kit, tests)."""
     if _table is not None:
         _table.words[:] = memoryview(bytes(len(_table.map))).cast("q")
-        _table.names.clear()
+        _table.names[:] = bytes(len(_table.names))
 
 
 def enabled(options: ConnectionOptions) -> bool:

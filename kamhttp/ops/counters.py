@@ -18,6 +18,7 @@ import glob
 import mmap
 import os
 import re
+import sys
 import tempfile
 import threading
 from typing import TYPE_CHECKING, Any
@@ -136,8 +137,73 @@ def prepare(connections: int | None = None) -> _Store:
 
 
 def count(state: ProcessState, attempt: Attempt) -> None:
-    """The hook after every attempt: connok for status 200, else connfail."""
-    add(state.pid, attempt.status == 200)
+    """The hook after every attempt: connok for status 200, else connfail (in the store, and
+    in Kamailio's own counters when its cfg registered them)."""
+    ok = attempt.status == 200
+    add(state.pid, ok)
+    if _kamailio_pid != state.pid:
+        _bind_kamailio(state.pid)
+    if _kamailio_add is not None:
+        _kamailio_add(_name("connok" if ok else "connfail"), 1)
+
+
+def add_to_kamailio(ok: int, failed: int) -> None:
+    """Attempts made elsewhere (kamhttp's transfer process, which is no Kamailio process and
+    calls no KSR) into Kamailio's counters, from the HTTP process that resumes them."""
+    pid = os.getpid()
+    if _kamailio_pid != pid:
+        _bind_kamailio(pid)
+    if _kamailio_add is not None:
+        if ok:
+            _kamailio_add(_name("connok"), ok)
+        if failed:
+            _kamailio_add(_name("connfail"), failed)
+
+
+def not_in_kamailio() -> None:
+    """This process must not call Kamailio's counters (the transfer process)."""
+    global _kamailio_add, _kamailio_pid
+    _kamailio_pid, _kamailio_add = os.getpid(), None
+
+
+def _name(counter: str) -> str:
+    """``httpclient.<counter>``, a new string object each time: Kamailio's counters module
+    (5.6.3) writes a NUL over the '.' of the name it is given, which is the buffer of the
+    Python string itself, so a reused string would name another counter next time."""
+    return "httpclient." + counter
+
+
+KAMAILIO_COUNTERS = ("connections", "connok", "connfail")
+"""Kamailio's counters (module ``counters``, group httpclient), as kamailio-cfg/kamailio.cfg
+registers them: ``kamcmd cnt.grp_get_all httpclient`` sums them over every process, as for
+the C module."""
+
+_kamailio_add: Any = None
+_kamailio_pid = 0
+
+
+def _bind_kamailio(pid: int) -> None:
+    """Find Kamailio's counters in this process (once; KSR.counters exists only inside
+    Kamailio with the counters module, and add() of an unregistered name fails)."""
+    global _kamailio_add, _kamailio_pid
+    _kamailio_pid, _kamailio_add = pid, None
+    ksr = sys.modules.get("KSR")
+    counters = getattr(ksr, "counters", None) if ksr is not None else None
+    add_ = getattr(counters, "add", None)
+    try:
+        if add_ is None or add_(_name("connok"), 0) < 0 or add_(_name("connfail"), 0) < 0:
+            return
+    except Exception:               # the testing kit's KSR has no counters module
+        return
+    _kamailio_add = add_
+    store = prepare(None)
+    with store.locked():            # one process reports the connection definitions
+        if store.words[5] == 0:
+            store.words[5] = pid
+            try:
+                add_(_name("connections"), store.words[3])
+            except Exception:
+                pass
 
 
 def add(pid: int, ok: bool) -> None:

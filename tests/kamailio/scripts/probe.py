@@ -72,6 +72,12 @@ class Probe:
         KSR.info("probe child_init rank=%d pid=%d\n" % (rank, os.getpid()))
         return 0
 
+    def ksr_xhttp_event(self, msg, evname=None):
+        """xhttp (kamailio.cfg with KAMHTTP_OPERATOR_PORT): kamhttp's operator paths."""
+        if kamhttp is not None:
+            kamhttp.AsyncHandler.ksr_xhttp_event(self, msg, evname)
+        return 1
+
     def ksr_request_route(self, msg):
         if KSR.is_OPTIONS():
             KSR.sl.sl_send_reply(200, "Ready")
