@@ -23,6 +23,7 @@ from .core import request, state
 from .ops import counters
 
 _done = False
+_latency = False
 
 
 def setup() -> None:
@@ -32,6 +33,8 @@ def setup() -> None:
         return
     _done = True
     log.install_handler()
+    if getattr(sys.modules.get("KSR"), "http_client", None) is not None:
+        counters.c_module_owns_the_group()  # KSR.http_client before install(): the C module
     useragent = kamailio_useragent()
     if useragent is not None:
         config.registry.use_server_useragent(useragent)
@@ -61,16 +64,21 @@ _FULL_VERSION = re.compile(r"(\S+) (\S+) (\([^()]*\))")
 def prepare_async() -> None:
     """Make the asynchronous path's queue and board, sized by the configuration loaded so
     far: in ``mod_init()``, so that every process Kamailio forks shares them."""
+    global _latency
     from .aio import shared
     from .core import guard
+    from .ops import latency
     guard.prepare()
-    if shared.get() is not None:
-        return
     try:
-        size = config.current().settings.async_queue_size
+        settings = config.current().settings
     except ConfigError:               # raised again where the script finalizes
-        size = Settings().async_queue_size
-    shared.prepare(size)
+        settings = Settings()
+    if settings.latency_metrics and not _latency:
+        latency.prepare()
+        request.add_hook(latency.observe)
+        _latency = True
+    if shared.get() is None:
+        shared.prepare(settings.async_queue_size)
 
 
 def modparam(name: str, value: Any) -> None:

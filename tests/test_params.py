@@ -45,6 +45,7 @@ ADDITIONS = {   # kamhttp's own parameters (the outage guard, the asynchronous p
     "breaker_window": (int, 10),
     "breaker_cooldown": (int, 5000),
     "max_connecting": (int, 0),
+    "latency_metrics": (int, 0),
     "async_queue_size": (int, 8 << 20),
     "async_max_transfers": (int, 1000),
     "async_max_per_connection": (int, 0),

@@ -25,7 +25,7 @@ def test_every_documented_modparam_is_in_the_table():
                   "config_file", "netinterface", "response_headers"}
     additions = {"async_queue_size", "async_max_transfers", "async_max_per_connection",
                  "breaker_failures", "breaker_ratio", "breaker_window", "breaker_cooldown",
-                 "max_connecting"}
+                 "max_connecting", "latency_metrics"}
     assert set(PARAMS) == documented | additions
 
 

@@ -13,13 +13,14 @@ import os
 import tempfile
 import time
 
-_WORDS = 8
+_WORDS = 8 + 2 * 16
 READY_UNTIL = 0       # monotonic ns until which an HTTP process is known to be alive
 OVERLOADED = 1        # jobs refused because the queue was full
 NO_PROCESS = 2        # jobs refused because no HTTP process was alive
 LOST = 3              # transfers lost with an HTTP process that died
 DROPPED_SENDS = 4     # fire-and-forget requests dropped (either reason)
 TIMED_OUT = 5         # transactions resumed by the deadline backstop
+_PROCESSES = 8        # then per HTTP process: its pid and its transfers in flight
 
 ALIVE_NS = 3_000_000_000
 """How long one heartbeat vouches for an HTTP process (it beats at least once a second)."""
@@ -46,6 +47,23 @@ class Board:
             self.words[word] += count
         finally:
             fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
+
+    def claim(self) -> int:
+        """A slot for this HTTP process's in-flight gauge (the last one is shared)."""
+        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
+        try:
+            for slot in range(_PROCESSES, _WORDS, 2):
+                if self.words[slot] in (0, os.getpid()):
+                    self.words[slot] = os.getpid()
+                    return slot + 1
+            return _WORDS - 1
+        finally:
+            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
+
+    def in_flight(self) -> dict[int, int]:
+        """pid -> transfers in flight, per HTTP process."""
+        return {self.words[slot]: self.words[slot + 1]
+                for slot in range(_PROCESSES, _WORDS, 2) if self.words[slot]}
 
     def counts(self) -> dict[str, int]:
         words = self.words

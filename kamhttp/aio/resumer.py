@@ -119,8 +119,11 @@ class HttpProcess:
     def run(self) -> None:
         self.spawn()
         beat = 0.0
+        gauge = self.runtime.board.claim()
+        words = self.runtime.board.words
         while True:
             now = time.monotonic()
+            words[gauge] = len(self.pending)
             if now >= beat:
                 self.runtime.board.beat()
                 beat = now + _BEAT_S

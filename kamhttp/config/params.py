@@ -29,7 +29,7 @@ class Scope(enum.Enum):
     REQUEST = "read at request time (all functions)"
     DIRECT = "read at request time (direct-URL functions)"
     LOADER = "defines connections"
-    ASYNC = "read by the asynchronous path when Kamailio starts"
+    STARTUP = "read once, when kamhttp starts (mod_init)"
 
 
 TLS_VERSIONS: tuple[str, ...] = ("DEFAULT", "TLSv1", "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -182,13 +182,16 @@ PARAMS: dict[str, ModParam] = {p.name: p for p in (
              "kamhttp addition: processes that may be connecting at once to an upstream not "
              "known to be alive (the others get -6); 0 is no bound.", _check_uint,
              key="max_connecting", key_kind="int"),
-    ModParam("async_queue_size", int, 8 << 20, Scope.ASYNC,
+    ModParam("latency_metrics", int, 0, Scope.STARTUP,
+             "kamhttp addition: latency histograms per connection (total, connect, TLS, "
+             "first byte) in the /metrics scrape (1) or not (0).", _check_bool),
+    ModParam("async_queue_size", int, 8 << 20, Scope.STARTUP,
              "kamhttp addition: bytes of the hand-over queue from SIP workers to the HTTP "
              "processes; a job that does not fit is refused (-2).", _check_queue_size),
-    ModParam("async_max_transfers", int, 1000, Scope.ASYNC,
+    ModParam("async_max_transfers", int, 1000, Scope.STARTUP,
              "kamhttp addition: transfers in flight per HTTP process; more jobs wait in the "
              "queue.", _check_positive),
-    ModParam("async_max_per_connection", int, 0, Scope.ASYNC,
+    ModParam("async_max_per_connection", int, 0, Scope.STARTUP,
              "kamhttp addition: transfers in flight per connection (or direct-URL host) and "
              "HTTP process; 0 is no limit.", _check_uint),
 )}
@@ -231,6 +234,7 @@ class Settings(ConnectionOptions):
     query_maxdatasize: int = 0
     netinterface: str | None = None
     response_headers: int = 0
+    latency_metrics: int = 0
     async_queue_size: int = 8 << 20
     async_max_transfers: int = 1000
     async_max_per_connection: int = 0

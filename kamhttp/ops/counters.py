@@ -180,6 +180,14 @@ the C module."""
 
 _kamailio_add: Any = None
 _kamailio_pid = 0
+_group_taken = False       # the C http_client module is loaded too: the group is its own
+
+
+def c_module_owns_the_group() -> None:
+    """Kamailio's httpclient counters belong to the C module loaded beside kamhttp (a
+    side-by-side setup): kamhttp counts in its own store only."""
+    global _group_taken
+    _group_taken = True
 
 
 def _bind_kamailio(pid: int) -> None:
@@ -188,6 +196,8 @@ def _bind_kamailio(pid: int) -> None:
     global _kamailio_add, _kamailio_pid
     _kamailio_pid, _kamailio_add = pid, None
     ksr = sys.modules.get("KSR")
+    if _group_taken:
+        return
     counters = getattr(ksr, "counters", None) if ksr is not None else None
     add_ = getattr(counters, "add", None)
     try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import config
 from ..core import guard
-from . import counters
+from . import counters, latency
 from .listcon import listcon_json
 
 PATHS = ("/kamhttp/listcon", "/kamhttp/counters", "/metrics")
@@ -69,10 +69,14 @@ def exposition() -> str:
     metric("kamhttp_breaker_state", "gauge", "0 closed, 1 open, 2 half-open.", states)
     for name, samples in counts.items():
         metric(f"kamhttp_breaker_{name}_total", "counter", f"Breaker {name}.", samples)
+    lines.extend(latency.exposition())
     from ..aio import shared
     runtime = shared.get()
     if runtime is not None:
         board = runtime.board.counts()
         metric("kamhttp_async_dropped_total", "counter", "Async jobs refused or lost.",
                [('{reason="%s"}' % reason, value) for reason, value in sorted(board.items())])
+        metric("kamhttp_async_in_flight", "gauge", "Transfers in flight per HTTP process.",
+               [('{process="%d"}' % pid, count)
+                for pid, count in sorted(runtime.board.in_flight().items())])
     return "\n".join(lines) + "\n"

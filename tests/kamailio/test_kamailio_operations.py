@@ -22,6 +22,7 @@ RES = "$var(res)"
 def operated(start_kamailio, tmp_path_factory, http_server):
     path = tmp_path_factory.mktemp("ops") / "http_client.yaml"
     path.write_text(f"""modparams:
+  - latency_metrics: 1
   - keep_connections: 1
   - httpcon: "api=>{http_server.url}"
   - httpcon: "secret=>http://user:hunter2@127.0.0.1:9/x;breaker_failures=50"
@@ -79,3 +80,13 @@ def test_prometheus_scrape_parses_and_its_counts_match(operated):
     assert families["kamhttp_connections"].samples[0].value == 3
     states = {s.labels["upstream"]: s.value for s in families["kamhttp_breaker_state"].samples}
     assert states.get("connection secret", 0) == 0
+    total = families["kamhttp_total_seconds"]
+    counts = {s.labels["connection"]: s.value for s in total.samples
+              if s.name == "kamhttp_total_seconds_count"}
+    assert counts["api"] == totals["connok"] + totals["connfail"]      # every attempt timed
+    inf = [s.value for s in total.samples if s.name == "kamhttp_total_seconds_bucket"
+           and s.labels == {"connection": "api", "le": "+Inf"}]
+    assert inf == [counts["api"]]
+    for timer in ("connect", "tls", "first_byte"):
+        assert f"kamhttp_{timer}_seconds" in families
+    assert "kamhttp_async_in_flight" in families
