@@ -12,6 +12,7 @@ suspending anything: 1 when queued, -2/-3 as above (the drop is counted).
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from .. import config
@@ -60,29 +61,46 @@ def _check_size(job: Job) -> None:
         raise BadArgument(f"URL and headers longer than {_MAX_INLINE_TEXT} bytes")
 
 
-def _refused(runtime: shared.Runtime | None, job: Job) -> int:
+_LOG_EVERY_S = 5.0
+_quiet_until: dict[int, float] = {}
+_quieted: dict[int, int] = {}
+
+
+def _log_refusal(code: int, text: str) -> None:
+    """A refusal logged at most once per 5 s and reason, with the count of those not logged:
+    an overload must not flood the log."""
+    now = time.monotonic()
+    if now < _quiet_until.get(code, 0.0):
+        _quieted[code] = _quieted.get(code, 0) + 1
+        return
+    more = _quieted.pop(code, 0)
+    _quiet_until[code] = now + _LOG_EVERY_S
+    log.error("%s%s", text, f" ({more} more refused in the last {_LOG_EVERY_S:g} s)"
+              if more else "")
+
+
+def _refused(runtime: shared.Runtime | None, job: Job, sending: bool) -> int:
     """0 when the job can go now, else the code that says why not (counted)."""
     if runtime is None or not runtime.board.ready():
         if runtime is not None:
-            runtime.board.add(board.NO_PROCESS if job.index != NO_TRANSACTION
-                              else board.DROPPED_SENDS)
-        log.error("no kamhttp HTTP process is running (kamailio.cfg: modparam(\"evrexec\", "
-                  "\"exec\", \"name=kamhttp_http_process;workers=1\")): %s not sent",
-                  printable(job.url))
+            runtime.board.add(board.DROPPED_SENDS if sending else board.NO_PROCESS)
+        _log_refusal(NO_HTTP_PROCESS, "no kamhttp HTTP process is running (kamailio.cfg: "
+                     "modparam(\"evrexec\", \"exec\", \"name=kamhttp_http_process;workers=1\"))"
+                     f": {printable(job.url)} not sent")
         return NO_HTTP_PROCESS
     if not runtime.handover.room(encoded_size(job)):
-        runtime.board.add(board.OVERLOADED if job.index != NO_TRANSACTION
-                          else board.DROPPED_SENDS)
-        log.error("kamhttp's hand-over queue is full: %s not sent", printable(job.url))
+        runtime.board.add(board.DROPPED_SENDS if sending else board.OVERLOADED)
+        _log_refusal(OVERLOADED, f"kamhttp's hand-over queue is full: {printable(job.url)} "
+                     "not sent")
         return OVERLOADED
     return 0
 
 
-def _runtime_for(job: Job) -> shared.Runtime | int:
+def _runtime_for(job: Job, sending: bool = False) -> shared.Runtime | int:
     """The shared parts to queue ``job`` on, or the code that says why it cannot go."""
     _check_size(job)
     runtime = shared.get()
-    refused = _refused(runtime, job)
+    refused = _refused(runtime, job, sending)
     if refused or runtime is None:
         return refused or NO_HTTP_PROCESS
     return runtime
@@ -111,7 +129,7 @@ def submit(job: Job) -> int:
 
 def send_job(job: Job) -> int:
     """Queue a fire-and-forget job: 1, or why not (counted)."""
-    runtime = _runtime_for(job)
+    runtime = _runtime_for(job, sending=True)
     if isinstance(runtime, int):
         return runtime
     if not runtime.handover.put(job):
