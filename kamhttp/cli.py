@@ -71,7 +71,10 @@ RUN_ARGUMENTS = (
     arg("--onsend-route", default="ksr_onsend_route", metavar="METHOD",
         help="kemi.onsend_route_callback: the method t_relay calls ('' for none)"),
     arg("--timeout", type=float, default=60.0,
-        help="seconds a run with forked workers may take (default 60)"),
+        help="seconds a run with forked workers may take, and that suspended transactions "
+             "are waited for (default 60)"),
+    arg("--no-http-process", dest="http_process", action="store_false",
+        help="play a kamailio.cfg without kamhttp's HTTP process (async calls answer -3)"),
 )
 
 COMMANDS: list[Command] = [

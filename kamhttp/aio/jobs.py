@@ -7,10 +7,33 @@ same code, and marshal is the cheapest encoding Python has for ints, strings and
 """
 from __future__ import annotations
 
+import contextlib
 import marshal
+from typing import Iterator
 from dataclasses import dataclass, field
 
 from ..core.attempt import Attempt
+
+_current: "Job | None" = None
+
+
+def current() -> "Job | None":
+    """The job this process is handling right now (its attempt starting or ending in the
+    transfer process, its resumption in the HTTP process), else None: for observers such as
+    the testing kit's transcript."""
+    return _current
+
+
+@contextlib.contextmanager
+def handling(job: "Job") -> Iterator[None]:
+    """Make ``job`` the :func:`current` one for the duration."""
+    global _current
+    previous, _current = _current, job
+    try:
+        yield
+    finally:
+        _current = previous
+
 
 NO_TRANSACTION = -1
 """The ``index`` of a fire-and-forget job (``send``): nothing is suspended, nothing resumed."""

@@ -33,7 +33,7 @@ from ..log import get_logger, printable
 from ..ops import counters
 from ..script.api import Result
 from . import board, shared
-from .jobs import NO_TRANSACTION, Job, Outcome
+from .jobs import NO_TRANSACTION, Job, Outcome, handling
 from .transfers import FrameReader, FrameWriter, serve
 
 log = get_logger("async")
@@ -227,9 +227,10 @@ def finish(job: Job, outcome: Outcome) -> None:
     ksr: Any = sys.modules.get("KSR")
     _resuming = (job, outcome)
     try:
-        if ksr.tmx.t_continue(job.index, job.label, RESUME_METHOD) < 0:
-            log.error("t_continue(%d, %d) failed: the transaction is gone", job.index,
-                      job.label)
+        with handling(job):
+            if ksr.tmx.t_continue(job.index, job.label, RESUME_METHOD) < 0:
+                log.error("t_continue(%d, %d) failed: the transaction is gone", job.index,
+                          job.label)
     except Exception:
         log.exception("t_continue(%d, %d)", job.index, job.label)
     finally:

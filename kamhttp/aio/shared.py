@@ -30,3 +30,13 @@ def prepare(queue_size: int) -> Runtime:
 def get() -> Runtime | None:
     """The shared parts, if they were made (before the fork that started this process)."""
     return _runtime
+
+
+def reset() -> None:
+    """Close and forget the shared parts (a new Kamailio start: the testing kit's runner)."""
+    global _runtime
+    runtime, _runtime = _runtime, None
+    if runtime is not None:
+        runtime.handover.sender.close()
+        runtime.handover.receiver.close()
+        os.close(runtime.board.lock_fd)

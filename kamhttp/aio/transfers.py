@@ -28,7 +28,7 @@ from ..core.state import ProcessState, RouteKey, process_state
 from ..core.transport import Handle
 from ..log import get_logger
 from ..ops import counters
-from .jobs import Job, Outcome
+from .jobs import Job, Outcome, handling
 
 log = get_logger("async")
 
@@ -171,7 +171,8 @@ class TransferProcess:
         if isinstance(begun, Attempt):
             self._done(job_id, begun)
             return
-        self._launch(InFlight(job_id, job, begun, None))
+        with handling(job):
+            self._launch(InFlight(job_id, job, begun, None))
 
     def _launch(self, flight: InFlight) -> None:
         """Start the flight's next attempt, or let it wait for its route's limit."""
@@ -209,8 +210,9 @@ class TransferProcess:
             return
         self.multi.remove_handle(curl)
         assert flight.handle is not None
-        attempt = request.end_attempt(self.state, flight.exchange, flight.handle, errno)
-        self._finished(flight, attempt)
+        with handling(flight.job):
+            attempt = request.end_attempt(self.state, flight.exchange, flight.handle, errno)
+            self._finished(flight, attempt)
 
     def _finished(self, flight: InFlight, attempt: Attempt) -> None:
         if attempt.status == 200:

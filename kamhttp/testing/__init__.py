@@ -6,6 +6,10 @@
   replies, relaying, logging), with app_python3's ``msg`` object.
 * :mod:`.runner` - loads a script like app_python3 and returns a :class:`Transcript` of what
   it did: replies, relays, logs, HTTP calls, pseudo-variables.
+* :mod:`.httpproc`, :mod:`.transactions` - asynchronous scripts (``kamhttp.AsyncHandler``):
+  kamhttp's real HTTP process, forked as Kamailio's evrexec would, continues the suspended
+  transactions; each message's result gets its :class:`Resumption` (the resume method's
+  reply, relay, logs) and the HTTP calls made for it.
 
     from kamhttp.testing import run_script, sipmsg
     t = run_script("routing.py", [sipmsg.invite("sip:+4930123@example.com")],
@@ -16,8 +20,9 @@ from . import sipmsg
 from .ksr import Emulator
 from .runner import Session, run_script
 from .sipmsg import SipMessage, invite, message, options, parse, register, reply, request
-from .transcript import HttpCall, LogLine, MessageResult, Relay, Reply, Transcript
+from .transcript import (HttpCall, LogLine, MessageResult, ProcessRecord, Relay, Reply,
+                         Resumption, Transcript)
 
 __all__ = ["sipmsg", "Emulator", "Session", "run_script", "SipMessage", "invite", "message",
            "options", "parse", "register", "reply", "request", "HttpCall", "LogLine",
-           "MessageResult", "Relay", "Reply", "Transcript"]
+           "MessageResult", "ProcessRecord", "Relay", "Reply", "Resumption", "Transcript"]

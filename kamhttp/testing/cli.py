@@ -1,5 +1,8 @@
 """``python -m kamhttp run SCRIPT``: run a KEMI script on simulated SIP messages and print
-the transcript (exit status 0 when every message ran without a Python exception)."""
+the transcript (exit status 0 when every message ran without a Python exception and every
+suspended transaction was resumed).  An asynchronous script (``kamhttp.AsyncHandler``) runs
+with kamhttp's HTTP process, as under Kamailio's evrexec line; the transcript shows each
+message's t_suspend, the HTTP calls made for it, its resumption and what that sent."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         transcript = run_script(args.script, messages * args.count, children=args.children,
                                 env=env, kamailio_cfg=args.kamailio_cfg, timeout=args.timeout,
-                                reply_route=args.reply_route, onsend_route=args.onsend_route)
+                                reply_route=args.reply_route, onsend_route=args.onsend_route,
+                                http_process=args.http_process)
     except ScriptError as exc:
         print(f"kamhttp run: the script did not start: {exc}", file=sys.stderr)
         return 2

@@ -13,18 +13,29 @@ behaviour where a script can observe it:
 
 Where Kamailio versions differ, Debian's 5.6.3 was observed and is followed (``KSR.pv.getw``
 gives "<null>"; an assignment to a read-only PV returns True and changes nothing).
+
+``KSR.tmx.t_suspend()`` and ``KSR.tmx.t_continue(index, label, method)`` work as tm/tmx do for
+kamhttp's asynchronous functions: the route that suspends leaves its transaction in the run's
+transaction store (:mod:`.transactions`), and t_continue — in kamhttp's HTTP process, which
+the runner starts — runs ``handler.method(msg)`` on a context made from it.
 """
 from __future__ import annotations
 
+import os
+import time
+import traceback
 import types
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import PVError
 from .errors import KsrEmulationError, SipParseError
 from . import pvars
-from .context import MessageContext, WorkerState, new_context
+from .context import MessageContext, MessageState, Transaction, WorkerState, new_context
 from .sipmsg import NameAddr, SipMessage, SipUri, canonical
-from .transcript import Relay, Reply
+from .transcript import Relay, Reply, Resumption
+
+if TYPE_CHECKING:
+    from .transactions import Store
 
 _KINDS = {"s": "str", "i": "int"}
 _C_INT = range(-2**31, 2**31)
@@ -85,6 +96,7 @@ class KsrModule(types.ModuleType):
     hdr: Namespace
     sl: Namespace
     tm: Namespace
+    tmx: Namespace
     x: Namespace
     http_client: Any
 
@@ -106,6 +118,8 @@ class Emulator:
         self.foreign: pvars.Foreign = {}
         self.handler: Any = None
         self.onsend_route = onsend_route
+        self.store: Store | None = None      # the run's suspended transactions (runner)
+        self.process = "worker"              # who runs here: "worker" or "HTTP process"
         self.module = self._build()
         if native_http_client:
             import kamhttp
@@ -114,8 +128,10 @@ class Emulator:
             self.foreign = {"curlerror": kamhttp_pv.get, "httprhdr": kamhttp_pv.get}
 
     # -- message lifecycle
-    def begin(self, message: SipMessage) -> MessageContext:
-        self.ctx = new_context(message, self.worker)
+    def begin(self, message: SipMessage, position: int | None = None) -> MessageContext:
+        """A received message's context; ``position`` is its place in the run (its
+        transaction's $T(id_index))."""
+        self.ctx = new_context(message, self.worker, position)
         return self.ctx
 
     def end(self) -> MessageContext:
@@ -177,6 +193,10 @@ class Emulator:
             "t_on_reply": kemi("tm.t_on_reply", "s", self._event("t_on_reply")),
             "t_on_branch": kemi("tm.t_on_branch", "s", self._event("t_on_branch")),
             "t_set_fr": kemi("tm.t_set_fr", "ii", self._event("t_set_fr")),
+        })
+        module.tmx = Namespace("KSR.tmx", {
+            "t_suspend": kemi("tmx.t_suspend", "", self._t_suspend),
+            "t_continue": kemi("tmx.t_continue", "iis", self._t_continue),
         })
         module.x = Namespace("KSR.x", {"modf": self._modf})
 
@@ -341,7 +361,7 @@ class Emulator:
                 self.log("DEBUG", "ACKs are not replied")
                 return 1
             headers = [h.rstrip("\r\n") for h in ctx.reply_headers]
-            ctx.record(ctx.replies, Reply(code, reason, kind, headers))
+            ctx.record(ctx.replies, Reply(code, reason, kind, headers, ctx.resume))
             return 1
         return reply
 
@@ -349,8 +369,114 @@ class Emulator:
         if not self.ctx.message.is_request or self.ctx.message.method == "ACK":
             self.log("ERROR", "t_newtran: no transaction for a reply or an ACK")
             return -1
-        self.ctx.transaction = True
+        self.ctx.ensure_transaction()
         return 1
+
+    # -- tmx: suspending and continuing the transaction
+    def _t_suspend(self) -> int:
+        """tmx's t_suspend: the request's transaction (made if needed) is suspended; its
+        changes so far are saved with it, its AVPs go with it when the route ends.  A second
+        t_suspend answers 1 and changes nothing (tm: "transaction is already suspended", a
+        debug line; observed on 5.6.3)."""
+        ctx = self.ctx
+        if ctx.position is None or not ctx.message.is_request or ctx.message.method == "ACK":
+            self.log("ERROR", "t_suspend: cannot create the transaction (only a request in a "
+                              "route has one)")
+            return -1
+        if ctx.suspended:
+            self.log("DEBUG", "t_suspend: transaction is already suspended")
+            return 1
+        ctx.ensure_transaction()
+        assert ctx.tindex is not None and ctx.tlabel is not None
+        ctx.suspended = True
+        ctx.saved = MessageState.of(ctx)
+        ctx.suspended_ns = time.monotonic_ns()
+        if self.store is not None:
+            self.store.mark_pending(ctx.tindex, ctx.tlabel)
+        ctx.record(ctx.events, f"t_suspend(): transaction {ctx.tindex}:{ctx.tlabel} suspended")
+        return 1
+
+    def _t_continue(self, index: int, label: int, method: str) -> int:
+        """tmx's t_continue: ``handler.method(msg)`` on the suspended transaction — in a
+        context made from it (its AVPs and XAVPs, this process's $var) — and its Resumption
+        into the store; -1 (with tm's and tmx's warnings, as 5.6.3 logs them) when there is
+        no such transaction or it is not suspended."""
+        from .httpproc import find_job
+        current = self.ctx
+        found: Transaction | str
+        nested = current.suspended and (current.tindex, current.tlabel) == (index, label)
+        if nested:
+            found = Transaction.of(current)      # its route runs still, here: tm allows it
+            current.suspended = False
+            if self.store is not None:
+                self.store.discard_pending(index, label)
+        elif self.store is None:
+            from .transactions import NOT_FOUND
+            found = NOT_FOUND
+        else:
+            found = self.store.take(index, label)
+        if isinstance(found, str):
+            self.log("WARNING", f"t_continue: {found}" + (
+                f" [{index}:{label}]" if "not suspended" in found else ""))
+            self.log("WARNING", f"t_continue: resuming the processing of transaction "
+                                f"[{index}:{label}] failed")
+            return -1
+        job = find_job()
+        if job is not None and (job.index, job.label) != (index, label):
+            job = None
+        resume = job.resume if job is not None else method
+        ctx = found.context(self.worker, resume)
+        if nested:
+            ctx.avps, ctx.xavps = current.avps, current.xavps      # the same transaction
+        waited = max(0, time.monotonic_ns() - found.suspended_ns) / 1e9
+        outcome, returned, error = self._run_resume(ctx, method)
+        if ctx.suspended and self.store is not None:
+            self.store.put(Transaction.of(ctx))                   # a chained suspension
+        result: Any = None
+        if job is not None:
+            import kamhttp
+            result = kamhttp.async_result()
+        for line in ctx.logs:
+            line.origin = line.origin or resume
+        for call in ctx.http:
+            call.process = call.process or ("HTTP process" if self.process == "HTTP process"
+                                            else "")
+        resumption = Resumption(
+            index=index, label=label, position=found.position, method=method, resume=resume,
+            pid=os.getpid(), process=self.process if self.process != "worker"
+            else f"worker {self.worker.rank}", waited=waited,
+            code=result.code if result is not None else None,
+            status=result.status if result is not None else 0,
+            curl_code=result.curl_code if result is not None else 0,
+            curl_error=result.curl_error if result is not None else "",
+            outcome=outcome, returned=returned, error=error, suspended=ctx.suspended,
+            replies=ctx.replies, relays=ctx.relays, logs=ctx.logs, http=ctx.http,
+            events=ctx.events, timeline=ctx.timeline, pvs=pv_snapshot(ctx, with_vars=False),
+            ns=time.monotonic_ns())
+        if self.store is not None:
+            self.store.put_resumption(resumption)
+        return 1 if outcome != "error" else -1
+
+    def _run_resume(self, ctx: MessageContext, method: str) -> tuple[str, Any, str | None]:
+        """``handler.method(msg)`` with ``ctx`` current, as app_python3 runs a callback."""
+        saved, self.ctx = self.ctx, ctx
+        msg = AppPythonMsg(self)
+        outcome, returned, error = "returned", None, None
+        try:
+            function = getattr(self.handler, method, None)
+            if function is None:
+                ctx.log("ERROR", f"t_continue: the handler has no {method}(msg) method")
+                outcome, error = "error", f"the handler has no {method}(msg) method"
+            else:
+                returned = function(msg)
+        except SystemExit:             # sys.exit(): the cfg exit
+            outcome = "exit"
+        except Exception:
+            outcome, error = "error", traceback.format_exc()
+        finally:
+            msg._invalidate()
+            self.ctx = saved
+        return outcome, plain(returned), error
 
     def _relay(self) -> int:
         ctx = self.ctx
@@ -364,8 +490,8 @@ class Emulator:
             except SipParseError:
                 self.log("ERROR", f"t_relay: cannot forward with {uri!r}: not a SIP URI")
                 return -1
-        ctx.transaction = True
-        ctx.record(ctx.relays, Relay(ruri, ctx.dst_uri or ruri, forwarded_text(ctx)))
+        ctx.ensure_transaction()
+        ctx.record(ctx.relays, Relay(ruri, ctx.dst_uri or ruri, forwarded_text(ctx), ctx.resume))
         self._onsend()
         return 1
 
@@ -384,6 +510,25 @@ class Emulator:
                               f"{type(exc).__name__}: {exc}")
             raise SystemError("<built-in function t_relay> returned a result with an "
                               "exception set") from exc
+
+
+def plain(value: Any) -> Any:
+    """A value as the transcript keeps it: None, bool, int, float and str as they are, any
+    other object as its repr (transcripts are pickled between processes)."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+
+
+def pv_snapshot(ctx: MessageContext, with_vars: bool = True) -> dict[str, Any]:
+    """$ru, $du and the script variables of a context ($var only for the worker's own)."""
+    pvs: dict[str, Any] = {"$ru": ctx.ruri, "$du": ctx.dst_uri}
+    if with_vars:
+        pvs.update({f"$var({k})": plain(v) for k, v in ctx.worker.vars.items()})
+    pvs.update({f"$avp({k})": plain(v[0]) for k, v in ctx.avps.items() if v})
+    for root, items in ctx.xavps.items():
+        for key, values in (items[0].items() if items else ()):
+            if values:
+                pvs[f"$xavp({root}=>{key})"] = plain(values[0])
+    return pvs
 
 
 def _args_problem(sig: str, args: tuple[Any, ...]) -> str | None:

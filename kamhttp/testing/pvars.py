@@ -472,6 +472,18 @@ def _xavp_set(ctx: MessageContext, pv: PvName, value: Any) -> None:
         items[0].setdefault(key, []).insert(0, value)
 
 
+# -- tmx: the transaction
+
+def _tm(ctx: MessageContext, pv: PvName) -> Any:
+    """$T(id_index) and $T(id_label): the transaction's identifiers (t_continue takes them),
+    $null while the message has no transaction."""
+    name = _need_inner(pv)
+    if name not in ("id_index", "id_label"):
+        raise KsrEmulationError(f"{pv.text} is not emulated by kamhttp.testing (emulated: "
+                                "$T(id_index), $T(id_label))")
+    return ctx.tindex if name == "id_index" else ctx.tlabel
+
+
 CLASSES: dict[str, PvClass] = {
     "ru": PvClass(_ruri, _set_ruri_part(None)),
     "rU": PvClass(_ruri_part("user"), _set_ruri_part("user")),
@@ -514,6 +526,7 @@ CLASSES: dict[str, PvClass] = {
     "var": PvClass(_var_get, _var_set),
     "avp": PvClass(_avp_get, _avp_set, indexed=True),
     "xavp": PvClass(_xavp_get, _xavp_set, indexed=True),
+    "T": PvClass(_tm),
     "Ts": PvClass(lambda c, pv: int(time.time())),
     "null": PvClass(lambda c, pv: None),
 }

@@ -10,6 +10,13 @@ once in the main process and keeps what it returns as the handler; every worker 
 * :func:`run_script` runs a list of messages, in-process for one worker, or in N forked
   worker processes (message *i* goes to worker ``i % N + 1``); results come back through
   pipes, every child is reaped, every wait is bounded by ``timeout``.
+
+Asynchronous scripts: when the handler has ``kamhttp_http_process`` (``kamhttp.AsyncHandler``:
+Kamailio's evrexec line for kamhttp), the runner forks kamhttp's HTTP process after mod_init
+as Kamailio does (:mod:`.httpproc`); a route that suspends its transaction leaves it in the
+run's store, the HTTP process continues it with the real request core, and the resumption
+joins the message's result.  ``run_script`` and a closing ``Session`` wait — up to
+``timeout`` — until no message is left suspended; ``Session.wait()`` waits in between.
 """
 from __future__ import annotations
 
@@ -20,16 +27,19 @@ import pathlib
 import pickle
 import selectors
 import signal
+import stat
 import struct
 import sys
 import time
 import traceback
 from typing import Any, Iterable, Iterator, Mapping
 
+from . import httpproc
 from .errors import ScriptError
-from .context import MessageContext
-from .ksr import AppPythonMsg, Emulator
+from .context import MessageContext, Transaction
+from .ksr import AppPythonMsg, Emulator, plain, pv_snapshot
 from .sipmsg import SipMessage, parse
+from .transactions import Store
 from .transcript import HttpCall, LogLine, MessageResult, Transcript
 
 Message = SipMessage | str
@@ -41,7 +51,8 @@ class _Script:
     def __init__(self, path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
                  kamailio_cfg: str | os.PathLike[str] | None = None,
                  reply_route: str = "ksr_reply_route",
-                 onsend_route: str = "ksr_onsend_route") -> None:
+                 onsend_route: str = "ksr_onsend_route", http_process: bool = True,
+                 timeout: float = 60.0) -> None:
         self.path = pathlib.Path(path).resolve()
         if not self.path.is_file():
             raise ScriptError(f"{path}: no such script file")
@@ -49,8 +60,15 @@ class _Script:
         self.kamailio_cfg = kamailio_cfg
         self.reply_route = reply_route
         self.onsend_route = onsend_route
+        self.http_process = http_process
+        self.timeout = timeout
         self.emulator: Emulator | None = None
         self.handler: Any = None
+        self.store: Store | None = None
+        self.async_side: httpproc.AsyncSide | None = None
+        self.problems: list[str] = []          # at start-up (the HTTP process)
+        self.foreign_fds: dict[int, tuple[int, int]] = {}    # this process's sockets (not the
+                                                             # script's Kamailio's): (dev, ino)
         self._undo = contextlib.ExitStack()
 
     def load(self) -> None:
@@ -58,8 +76,12 @@ class _Script:
         undo = self._undo
         undo.enter_context(_environment(self.env))
         _fresh_kamhttp()
+        self.foreign_fds = _open_sockets()
+        undo.callback(_drop_async_runtime)       # the run's Kamailio stops with it
         self.emulator = emulator = Emulator(native_http_client=self.kamailio_cfg is not None,
                                             onsend_route=self.onsend_route)
+        self.store = emulator.store = Store(self.timeout)
+        undo.callback(self.store.close)
         undo.enter_context(_sys_state(self.path, emulator))
         undo.enter_context(_trace_http(emulator))
         if self.kamailio_cfg is not None:
@@ -90,6 +112,23 @@ class _Script:
                               "handler object (e.g. 'return kamailio()')")
         emulator.handler = self.handler
         _tag(emulator.startup.logs, "mod_init")
+
+    def start_async(self) -> None:
+        """Fork kamhttp's HTTP process when the handler has one (the evrexec line for
+        kamhttp_http_process); ScriptError when its child_init(-2) fails."""
+        emulator = self.loaded_emulator()
+        assert self.store is not None
+        self.async_side = side = httpproc.AsyncSide(self.store, None)
+        if not self.http_process or not callable(getattr(self.handler, httpproc.ENTRY, None)):
+            return
+        child, logs, problem = httpproc.start(emulator, self.handler, self.store, self.timeout,
+                                              self.foreign_fds)
+        emulator.startup.logs.extend(logs)
+        if problem:
+            self.problems.append(problem)
+        if child is not None:
+            side.child = child
+            self._undo.callback(child.stop, self.timeout)
 
     def loaded_emulator(self) -> Emulator:
         """The emulator :meth:`load` installed; ScriptError before that."""
@@ -128,7 +167,7 @@ class _Script:
             message = parse(message)
         emulator = self.loaded_emulator()
         route = "ksr_request_route" if message.is_request else self.reply_route
-        ctx = emulator.begin(message)
+        ctx = emulator.begin(message, index)
         msg = AppPythonMsg(emulator)
         outcome, returned, error = "returned", None, None
         try:
@@ -144,11 +183,15 @@ class _Script:
         finally:
             msg._invalidate()
             emulator.end()
+        if ctx.suspended and emulator.store is not None:
+            emulator.store.put(Transaction.of(ctx))     # the route ended: t_continue may run
         return MessageResult(
             index=index, rank=emulator.worker.rank, route=route or "(no reply route)",
             summary=_summary(message), outcome=outcome, returned=_plain(returned), error=error,
             replies=ctx.replies, relays=ctx.relays, logs=ctx.logs, http=ctx.http,
-            events=ctx.events, timeline=ctx.timeline, pvs=_snapshot(ctx))
+            events=ctx.events, timeline=ctx.timeline, pvs=_snapshot(ctx),
+            transaction=None if ctx.tindex is None or ctx.tlabel is None
+            else (ctx.tindex, ctx.tlabel), suspended=ctx.suspended)
 
     def close(self) -> None:
         self._undo.close()
@@ -157,34 +200,58 @@ class _Script:
 class Session:
     """One in-process worker: load, child_init(1), then :meth:`send` messages one by one.
 
-    Use it as a context manager; closing restores sys.modules, sys.path and the environment.
+    Use it as a context manager; closing waits (up to ``timeout`` seconds) for the messages
+    whose transaction is suspended, stops kamhttp's HTTP process, and restores sys.modules,
+    sys.path and the environment.
     """
 
-    def __init__(self, script: str | os.PathLike[str], **options: Any) -> None:
-        self._script = _Script(script, **options)
+    def __init__(self, script: str | os.PathLike[str], *, timeout: float = 60.0,
+                 **options: Any) -> None:
+        self._script = _Script(script, timeout=timeout, **options)
+        self.timeout = timeout
         self.transcript = Transcript(str(script), children=1)
 
     def __enter__(self) -> "Session":
         try:
             self._script.load()
+            self._script.start_async()
             self._script.start_worker(1)
         except BaseException:
             self.transcript.startup = list(self._startup_logs())
             self._script.close()
             raise
         self.transcript.startup = self._startup_logs()
+        self.transcript.problems += self._script.problems
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._script.close()
+        try:
+            side = self._script.async_side
+            if side is not None and exc[0] is None:
+                side.finish(self.transcript, self.timeout)
+        finally:
+            self._script.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until no message is left suspended — every asynchronous request resumed, its
+        records in its result — or ``timeout`` seconds (default: the session's) passed;
+        False then (the run's end names what is still suspended)."""
+        side = self._script.async_side
+        if side is None:
+            return True
+        return side.wait(self.transcript, self.timeout if timeout is None else timeout)
 
     def _startup_logs(self) -> list[LogLine]:
         emulator = self._script.emulator
         return list(emulator.startup.logs) if emulator else []
 
     def send(self, message: Message) -> MessageResult:
+        """Run one message through its route.  When the route suspended the transaction,
+        the result gets the resumption later (see :meth:`wait`)."""
         result = self._script.serve(len(self.transcript.messages), message)
         self.transcript.messages.append(result)
+        if self._script.async_side is not None:
+            self._script.async_side.collect(self.transcript)
         return result
 
     @property
@@ -200,23 +267,32 @@ def run_script(script: str | os.PathLike[str], messages: Iterable[Message], *,
     ``kamailio_cfg`` - play the C http_client module loaded by that kamailio.cfg (its modparam
     lines): ``KSR.http_client`` and ``$curlerror``/``$httprhdr`` work as natively;
     ``reply_route`` and ``onsend_route`` - Kamailio's kemi.reply_route_callback and
-    kemi.onsend_route_callback ("ksr_reply_route", "ksr_onsend_route"; "" for none).
+    kemi.onsend_route_callback ("ksr_reply_route", "ksr_onsend_route"; "" for none);
+    ``http_process`` - start kamhttp's HTTP process when the handler has
+    ``kamhttp_http_process`` (default True; False plays a kamailio.cfg without the evrexec
+    line: the asynchronous functions answer -3).  Messages whose route suspended the
+    transaction are waited for, within ``timeout``.
     Raises ScriptError when the script cannot start (import, mod_init, child_init).
     """
     if children < 1:
         raise ValueError(f"children must be >= 1, not {children}")
     items = [parse(m) if isinstance(m, str) else m for m in messages]
     if children == 1:
-        with Session(script, **options) as session:
+        with Session(script, timeout=timeout, **options) as session:
             for message in items:
                 session.send(message)
         return session.transcript
-    loaded = _Script(script, **options)
+    start = time.monotonic()
+    loaded = _Script(script, timeout=timeout, **options)
     try:
         loaded.load()
+        loaded.start_async()
         transcript = Transcript(str(script), children=children,
-                                startup=list(loaded.loaded_emulator().startup.logs))
+                                startup=list(loaded.loaded_emulator().startup.logs),
+                                problems=list(loaded.problems))
         _run_forked(loaded, items, children, timeout, transcript)
+        if loaded.async_side is not None:
+            loaded.async_side.finish(transcript, max(0.0, start + timeout - time.monotonic()))
     finally:
         loaded.close()
     return transcript
@@ -404,6 +480,31 @@ def _fresh_kamhttp() -> None:
     from kamhttp.core import state
     config.reset()
     state.reset()
+    _drop_async_runtime()
+
+
+def _open_sockets() -> dict[int, tuple[int, int]]:
+    """The sockets open in this process (Linux: /proc/self/fd), with their identity."""
+    found = {}
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return {}
+    for name in names:
+        with contextlib.suppress(OSError, ValueError):
+            info = os.fstat(int(name))
+            if stat.S_ISSOCK(info.st_mode):
+                found[int(name)] = (info.st_dev, info.st_ino)
+    return found
+
+
+def _drop_async_runtime() -> None:
+    """kamhttp's hand-over queue and board belong to one Kamailio start: the next run makes
+    its own in its mod_init, sized by its configuration, with no job or heartbeat of an
+    earlier run in them."""
+    if "kamhttp.aio.shared" in sys.modules:
+        from kamhttp.aio import shared
+        shared.reset()
 
 
 @contextlib.contextmanager
@@ -439,16 +540,9 @@ def _summary(message: SipMessage) -> str:
 
 
 def _plain(value: Any) -> Any:
-    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+    return plain(value)
 
 
 def _snapshot(ctx: MessageContext) -> dict[str, Any]:
     """$ru, $du and the script variables as they were when the route ended."""
-    pvs: dict[str, Any] = {"$ru": ctx.ruri, "$du": ctx.dst_uri}
-    pvs.update({f"$var({k})": _plain(v) for k, v in ctx.worker.vars.items()})
-    pvs.update({f"$avp({k})": _plain(v[0]) for k, v in ctx.avps.items() if v})
-    for root, items in ctx.xavps.items():
-        for key, values in (items[0].items() if items else ()):
-            if values:
-                pvs[f"$xavp({root}=>{key})"] = _plain(values[0])
-    return pvs
+    return pv_snapshot(ctx)
