@@ -140,7 +140,7 @@ class Guard:
 
     __slots__ = ("table", "words", "base", "upstream", "failures", "ratio", "window_ns",
                  "cooldown_ns", "max_connecting", "probe_ns", "window_start", "requests",
-                 "failed", "probing", "connecting")
+                 "failed", "probing", "probe_at", "connecting")
 
     def __init__(self, shared: Table, upstream: str, options: ConnectionOptions,
                  probe_timeout_s: float) -> None:
@@ -156,6 +156,7 @@ class Guard:
         self.window_start = 0
         self.requests = self.failed = 0
         self.probing = self.connecting = False
+        self.probe_at = 0
 
     @property
     def state(self) -> str:
@@ -170,11 +171,11 @@ class Guard:
         with self.table:
             state = words[base + _STATE]
             if state == OPEN and now >= words[base + _OPENED_AT] + self.cooldown_ns or \
-                    state == HALF_OPEN and now >= words[base + _PROBE_AT] + self.probe_ns:
+                    state == HALF_OPEN and now >= words[base + _PROBE_AT] + 2 * self.probe_ns:
                 words[base + _STATE] = HALF_OPEN          # one probe (again, if the last
                 words[base + _PROBE_AT] = now             # one never came back)
                 words[base + _PROBES] += 1
-                self.probing = True
+                self.probing, self.probe_at = True, now
                 log.warning("circuit of %s half-open: one probe request",
                             printable(self.upstream))
                 return True
@@ -206,7 +207,7 @@ class Guard:
                 words[base + _FAILURES] = 0
                 if self.probing:
                     self.probing = False
-                    if words[base + _STATE] != CLOSED:
+                    if words[base + _STATE] == HALF_OPEN:
                         words[base + _STATE] = CLOSED
                         words[base + _CLOSES] += 1
                         log.warning("circuit of %s closed: the probe succeeded",
@@ -215,7 +216,8 @@ class Guard:
             words[base + _FAILURES] += 1
             if self.probing:
                 self.probing = False
-                self._open("the probe failed")
+                if words[base + _STATE] == HALF_OPEN and words[base + _PROBE_AT] == self.probe_at:
+                    self._open("the probe failed")      # only the current probe decides
             elif words[base + _STATE] == CLOSED and (
                     self.failures and words[base + _FAILURES] >= self.failures or
                     self.ratio and self.requests >= MIN_WINDOW_REQUESTS and
