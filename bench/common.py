@@ -48,8 +48,12 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+"""nginx's echo module (Debian: nginx-light depends on libnginx-mod-http-echo): echo_sleep is
+the fixed delay of bench/async_sip.py's responses."""
+
 _NGINX_CONF = """\
-worker_processes {workers};
+{modules}worker_processes {workers};
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
@@ -76,7 +80,7 @@ http {{
         location = /status/404 {{ return 404 "not found\\n"; }}
         location = /status/500 {{ return 500 "boom\\n"; }}
         location = /big {{ alias {tmp}/big.bin; }}
-        location / {{ return 200 "ok\\n"; }}
+{delay_locations}        location / {{ return 200 "ok\\n"; }}
     }}
 }}
 """
@@ -85,11 +89,14 @@ http {{
 @dataclass
 class Nginx:
     """A private nginx on 127.0.0.1: ``/ok`` answers "ok\\n" (200), ``/status/404`` and
-    ``/status/500`` their codes, ``/big`` 100 MB of text (with ``big=True``). HTTPS is TLS 1.3
-    only, ECDSA P-256, signed by a CA whose file is ``cafile``. Stopped by its PID."""
+    ``/status/500`` their codes, ``/big`` 100 MB of text (with ``big=True``), ``/delay/<ms>``
+    "ok\\n" after <ms> milliseconds for each of ``delays`` (the echo module's echo_sleep).
+    HTTPS is TLS 1.3 only, ECDSA P-256, signed by a CA whose file is ``cafile``. Stopped by
+    its PID."""
 
     workers: int = 1
     big: bool = False           # write the 100 MB file behind /big (the memory benchmark)
+    delays: tuple[int, ...] = ()  # /delay/<ms>: "ok\\n" after <ms> ms (echo_sleep; echo module)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kamhttp-bench-")))
     http_port: int = 0
     https_port: int = 0
@@ -122,8 +129,19 @@ class Nginx:
         os.chmod(self.tmp, 0o755)  # nginx's workers run as an unprivileged user
         self.http_port, self.https_port = free_port(), free_port()
         conf = self.tmp / "nginx.conf"
+        modules, delay_locations = "", ""
+        if self.delays:
+            if not os.path.exists(ECHO_MODULE):
+                raise RuntimeError(f"{ECHO_MODULE} is missing (apt-get install nginx-light "
+                                   "libnginx-mod-http-echo): the delayed responses need it")
+            modules = f"load_module {ECHO_MODULE};\n"
+            for ms in self.delays:
+                sleep = f"echo_sleep {ms / 1000:.3f}; " if ms else ""
+                delay_locations += (f"        location = /delay/{ms} {{ {sleep}"
+                                    f"echo \"ok\"; }}\n")
         conf.write_text(_NGINX_CONF.format(workers=self.workers, tmp=self.tmp,
-                                           http=self.http_port, https=self.https_port))
+                                           http=self.http_port, https=self.https_port,
+                                           modules=modules, delay_locations=delay_locations))
         self.proc = subprocess.Popen([NGINX, "-p", str(self.tmp), "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -45,7 +45,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from common import (CLK_TCK, Nginx, Summary, children, cpu_seconds, free_udp_port,  # noqa: E402
                     machine, rotate, rss_kib, table)
-from tests.kamailio.kamharness import Kamailio, unavailable_reason  # noqa: E402
+from tests.kamailio.kamharness import (Kamailio, unavailable_reason,  # noqa: E402
+                                       venv_site_packages)
 
 CFG = HERE / "kamailio" / "bench.cfg"
 SCRIPT = HERE / "kamailio" / "bench_script.py"
@@ -75,8 +76,13 @@ class Variant:
     rss_kib: list[int] = field(default_factory=list)   # worker tree RSS after warm-up, at end
 
 
-def variants(families: str, keeps: list[int]) -> list[Variant]:
-    """The variants of one group; --families core (connect, query) or all."""
+def variants(families: str, keeps: list[int], binds: list[str] | None = None,
+             trees: list[tuple[str, Path]] | None = None) -> list[Variant]:
+    """The variants of one group; --families core (connect, query) or all. ``binds``: how
+    the script calls kamhttp (``lambda``: through two lambdas, as the recorded runs did;
+    ``partial``: a functools.partial of the function, no Python frame of the caller's, as a
+    bare pycurl call has one); ``trees``: (label, checkout) of other kamhttp checkouts whose
+    kamhttp variants run beside this one's (e.g. the commit before a change)."""
     py = {"PY_SCRIPT": str(SCRIPT)}
     out = [Variant("no HTTP (native cfg)", "none", "none"),
            Variant("no HTTP (KEMI Python)", "none", "none", defines=py,
@@ -99,11 +105,19 @@ def variants(families: str, keeps: list[int]) -> list[Variant]:
             label = f"C {name}" + (f" kc={keep}" if keeps_matter else "")
             out.append(Variant(label, "C", family, keep,
                                defines={"WITH_C": 1, define: 1, "KEEP": keep}))
-    for name, family, both in k_funcs:
-        for keep in (keeps if both else [max(keeps)]):
-            out.append(Variant(f"kamhttp {name} kc={keep}", "kamhttp", family, keep,
-                               defines=py, env={"BENCH_MODE": f"kamhttp:{name}",
-                                                "BENCH_KEEP": str(keep)}))
+    for tree_label, tree in [("", None), *(trees or [])]:
+        for bind in binds or ["lambda"]:
+            suffix = (f" ({bind})" if bind != "lambda" else "") + \
+                (f" [{tree_label}]" if tree_label else "")
+            extra = {"BENCH_BIND": bind}
+            if tree is not None:
+                extra["PYTHONPATH"] = os.pathsep.join([str(tree), str(venv_site_packages())])
+            for name, family, both in k_funcs:
+                for keep in (keeps if both else [max(keeps)]):
+                    out.append(Variant(f"kamhttp {name} kc={keep}{suffix}", "kamhttp", family,
+                                       keep, defines=py,
+                                       env={"BENCH_MODE": f"kamhttp:{name}",
+                                            "BENCH_KEEP": str(keep), **extra}))
     return out
 
 
@@ -192,7 +206,7 @@ def paired(a: list[float], b: list[float]) -> float:
 
 def run_group(tls: bool, children_n: int, args, nginx: Nginx, root: Path) -> dict:
     group = f"{'HTTPS' if tls else 'HTTP'}, children={children_n}"
-    vs = variants(args.families, args.keep)
+    vs = variants(args.families, args.keep, args.bind, args.tree)
     if args.only:
         vs = [v for v in vs if any(s in v.label for s in args.only)]
     limit = args.limit
@@ -313,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", choices=("core", "all"), default="core")
     ap.add_argument("--keep", default="0,1", help="keep_connections values (default 0,1)")
     ap.add_argument("--only", action="append", help="keep the variants whose label has this")
+    ap.add_argument("--bind", default="lambda",
+                    help="how the script calls kamhttp: lambda (two lambdas, as the recorded "
+                         "runs), partial (a functools.partial: no extra Python frame), or both "
+                         "comma-separated")
+    ap.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH",
+                    help="also run the kamhttp variants on the kamhttp of another checkout "
+                         "(e.g. a git worktree of an older commit), labelled [LABEL]")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0, help="per run (default 2)")
     ap.add_argument("--warmup", type=int, default=400, help="warm-up calls per variant")
@@ -337,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         args.proto, args.children, args.rounds = "http", "2", 1
         args.warmup, args.min_calls, args.seconds, args.limit = 30, 60, 0.0, 8
     args.keep = [int(k) for k in args.keep.split(",")]
+    args.bind = [b.strip() for b in args.bind.split(",")]
+    args.tree = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in args.tree]
     reason = unavailable_reason("http_client") or (None if SIPP else "SIPp is not installed")
     if reason:
         print(f"cannot run: {reason}")

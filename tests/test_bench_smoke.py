@@ -63,3 +63,22 @@ def test_sip_smoke():
                     "kamhttp curl_connect kc=1", "kamhttp query kc=1"):
         assert f"| {variant} " in out, f"no row for {variant}:\n{out}"
     assert "failed SIP calls: 0" in out, out
+
+
+def test_async_sip_smoke():
+    sys.path.insert(0, str(ROOT))
+    from tests.kamailio.kamharness import unavailable_reason
+
+    reason = unavailable_reason("http_client", "tm", "tmx", "evrexec") or (
+        None if shutil.which("sipp") else "SIPp is not installed (apt-get install sip-tester)")
+    if reason is None and not Path("/usr/lib/nginx/modules/ngx_http_echo_module.so").exists():
+        reason = "nginx's echo module is missing (apt-get install libnginx-mod-http-echo)"
+    if reason:
+        print(f"SKIPPED bench/async_sip.py: {reason}")
+        pytest.skip(reason)
+    out = run_bench("async_sip.py", timeout=120)
+    for variant in ("C http_client sync", "kamhttp sync", "kamhttp async, 1 HTTP process",
+                    "kamhttp async, 2 HTTP processes"):
+        assert f"| {variant} " in out, f"no row for {variant}:\n{out}"
+    assert "### in flight:" in out, out
+    assert "failed SIP calls: 0" in out, out

@@ -7,7 +7,11 @@ BENCH_URL    the URL of the direct functions and of bare pycurl
 BENCH_CON    the httpcon value of the connection "bench"
 BENCH_KEEP   keep_connections (0 or 1)
 BENCH_CAFILE the CA file (HTTPS)
+BENCH_BIND   lambda (default: each call through two lambdas, as the recorded runs) or partial
+             (a functools.partial of kamhttp's function: the request route calls kamhttp
+             directly, as bare pycurl's one Python function)
 """
+import functools
 import io
 import os
 
@@ -18,6 +22,16 @@ URL = os.environ.get("BENCH_URL", "")
 RESULT = "$var(res)"
 
 # kamhttp's function of each mode, with the arguments the C module's cfg would pass
+ARGS = {
+    "http_connect": ("http_connect", ("bench", "/ok", RESULT)),
+    "curl_connect": ("http_client.curl_connect", ("bench", "/ok", RESULT)),
+    "curl_connect_post": ("http_client.curl_connect_post",
+                          ("bench", "/ok", "text/plain", "hello", RESULT)),
+    "http_client_query": ("http_client_query", (URL, RESULT)),
+    "query": ("http_client.query", (URL, RESULT)),
+    "query_post": ("http_client.query_post", (URL, "hello", RESULT)),
+    "get_hdrs": ("http_client.get_hdrs", (URL, "", "X-Bench: 1", RESULT)),
+}
 CALLS = {
     "http_connect": lambda k: k.http_connect("bench", "/ok", RESULT),
     "curl_connect": lambda k: k.http_client.curl_connect("bench", "/ok", RESULT),
@@ -52,8 +66,16 @@ class kamailio:
         elif MODE.startswith("kamhttp:"):
             import kamhttp
 
-            function = CALLS[MODE.split(":", 1)[1]]
-            self.call = lambda: function(kamhttp)
+            name = MODE.split(":", 1)[1]
+            if os.environ.get("BENCH_BIND", "lambda") == "partial":
+                path, args = ARGS[name]
+                target = kamhttp
+                for part in path.split("."):
+                    target = getattr(target, part)
+                self.call = functools.partial(target, *args)
+            else:
+                function = CALLS[name]
+                self.call = lambda: function(kamhttp)
         return 0
 
     def ksr_request_route(self, msg):
