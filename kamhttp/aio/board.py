@@ -3,15 +3,15 @@
 An anonymous shared mapping of a few int64 words: when an HTTP process was last seen alive
 (SIP workers refuse a job at once when none is), and the counts of jobs dropped or lost.
 Heartbeats are plain word writes (one writer at a time is enough: any live HTTP process keeps
-the word in the future); counts are rare events, added under a lock on an unlinked file.
+the word in the future); counts are rare events, added under a SharedLock.
 """
 from __future__ import annotations
 
-import fcntl
 import mmap
 import os
-import tempfile
 import time
+
+from ..core.sharedlock import SharedLock
 
 _WORDS = 8 + 2 * 16
 READY_UNTIL = 0       # monotonic ns until which an HTTP process is known to be alive
@@ -30,8 +30,7 @@ class Board:
     def __init__(self) -> None:
         self.map = mmap.mmap(-1, 8 * _WORDS)
         self.words = memoryview(self.map).cast("q")
-        self.lock_fd = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o600)
-        os.set_inheritable(self.lock_fd, True)
+        self.lock = SharedLock()
 
     def beat(self) -> None:
         """This HTTP process is alive (for the next ALIVE_NS)."""
@@ -42,23 +41,17 @@ class Board:
         return self.words[READY_UNTIL] > time.monotonic_ns()
 
     def add(self, word: int, count: int = 1) -> None:
-        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
-        try:
+        with self.lock:
             self.words[word] += count
-        finally:
-            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
 
     def claim(self) -> int:
         """A slot for this HTTP process's in-flight gauge (the last one is shared)."""
-        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
-        try:
+        with self.lock:
             for slot in range(_PROCESSES, _WORDS, 2):
                 if self.words[slot] in (0, os.getpid()):
                     self.words[slot] = os.getpid()
                     return slot + 1
             return _WORDS - 1
-        finally:
-            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
 
     def in_flight(self) -> dict[int, int]:
         """pid -> transfers in flight, per HTTP process."""

@@ -39,4 +39,4 @@ def reset() -> None:
     if runtime is not None:
         runtime.handover.sender.close()
         runtime.handover.receiver.close()
-        os.close(runtime.board.lock_fd)
+        runtime.board.lock.close()

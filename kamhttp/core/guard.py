@@ -18,10 +18,7 @@ write, no lock; every change of state happens under a lock (``lockf``) and is lo
 """
 from __future__ import annotations
 
-import fcntl
 import mmap
-import os
-import tempfile
 import time
 import zlib
 from typing import Iterator
@@ -29,6 +26,7 @@ from typing import Iterator
 from ..config.params import ConnectionOptions
 from ..log import get_logger, printable
 from .curlerror import BREAKER_OPEN, BREAKER_TEXT
+from .sharedlock import SharedLock
 
 log = get_logger("guard")
 
@@ -55,14 +53,13 @@ class Table:
         self.map = mmap.mmap(-1, 8 * _WORDS * _SLOTS)
         self.words = memoryview(self.map).cast("q")
         self.names = mmap.mmap(-1, _NAME_BYTES * _SLOTS)   # each slot's upstream, for readers
-        self.lock_fd = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o600)
-        os.set_inheritable(self.lock_fd, True)
+        self.lock = SharedLock()
 
     def __enter__(self) -> None:
-        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
+        self.lock.__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
+        self.lock.__exit__()
 
     def slot(self, upstream: str) -> int:
         """The first word of ``upstream``'s slot, claimed on first use (open addressing on

@@ -144,6 +144,12 @@ def first_line(body: bytes) -> bytes:
     return body[:end - 1] if end and body[end - 1] == 13 else body[:end]
 
 
+def _with_content_type(content_type: str, headers: list[bytes] | None) -> list[bytes]:
+    """The header list of a connection's POST: its Content-Type entry first (spec 5.4)."""
+    entry = b"Content-Type: " + content_type.encode("utf-8", "surrogateescape")
+    return [entry, *headers] if headers else [entry]
+
+
 def connection_request(cfg: Configuration, state: ProcessState, name: str, path: str | None,
                        content_type: str | None = None, data: bytes | None = None, *,
                        method: str | None = None, headers: list[bytes] | None = None,
@@ -156,8 +162,7 @@ def connection_request(cfg: Configuration, state: ProcessState, name: str, path:
         return NO_CONNECTION
     body = data or None
     if body is not None and content_type is not None:
-        content_header = b"Content-Type: " + content_type.encode("utf-8", "surrogateescape")
-        headers = [content_header, *headers] if headers else [content_header]
+        headers = _with_content_type(content_type, headers)
     attempt = _perform(state, route, route.urls.get(path) or route.join(path), method, body,
                        headers, details)
     failover = route.conn.failover if route.conn is not None else None
@@ -317,9 +322,8 @@ def begin_job(cfg: Configuration, state: ProcessState, connection: str | None, u
     if found is None:
         return NO_CONNECTION
     body = body or None
-    headers = None
-    if body is not None and content_type is not None:
-        headers = [b"Content-Type: " + content_type.encode("utf-8", "surrogateescape")]
+    headers = _with_content_type(content_type, None) \
+        if body is not None and content_type is not None else None
     return Exchange(found, url, found.urls.get(url) or found.join(url), method, body, headers,
                     False)
 

@@ -6,15 +6,13 @@ sums the rows of every process.  Each process writes only its own row, so no loc
 from __future__ import annotations
 
 import bisect
-import fcntl
 import mmap
-import os
-import tempfile
 from typing import TYPE_CHECKING
 
 import pycurl
 
 from ..core.curlerror import BREAKER_OPEN
+from ..core.sharedlock import SharedLock
 
 if TYPE_CHECKING:
     from ..core.attempt import Attempt
@@ -41,14 +39,13 @@ class Table:
         self.map = mmap.mmap(-1, 8 * (_PER_PROCESS * PROCESSES + 2))
         self.words = memoryview(self.map).cast("q")      # [0]: rows taken, [1]: names used
         self.names = mmap.mmap(-1, _NAME_BYTES * UPSTREAMS)
-        self.lock_fd = os.open(tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR, 0o600)
-        os.set_inheritable(self.lock_fd, True)
+        self.lock = SharedLock()
 
     def __enter__(self) -> None:
-        fcntl.lockf(self.lock_fd, fcntl.LOCK_EX)
+        self.lock.__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
+        self.lock.__exit__()
 
 
 _table: Table | None = None
