@@ -7,8 +7,13 @@ py-spy records the HTTP process (evrexec), its transfer process and one SIP work
 per process: the CPU it used per call, and the functions with the most samples, by self
 time (where the CPU goes) and by total time (inclusive, the call tree's weight).
 
+With --perf, perf (Debian's linux-perf) samples instead, with its software clock, and the
+split is by shared object: Kamailio's core and modules (tm's t_continue and t_reply), Python,
+libcurl, the kernel.
+
 Run:   .venv/bin/python bench/async_profile.py --delay 100 --rate 2000 --seconds 10
-Needs: what bench/async_sip.py needs, and py-spy (bench/requirements.txt).
+       .venv/bin/python bench/async_profile.py --delay 100 --rate 2000 --perf
+Needs: what bench/async_sip.py needs, and py-spy (bench/requirements.txt) or perf.
 """
 from __future__ import annotations
 
@@ -37,6 +42,30 @@ def profile(pid: int, seconds: float, out: Path, native: bool) -> subprocess.Pop
     if native:
         cmd.append("--native")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+PERF = shutil.which("perf") or "perf"
+
+
+def perf_record(pid: int, seconds: float, out: Path) -> subprocess.Popen:
+    """perf's software clock (no hardware counters needed) sampling ``pid`` for ``seconds``."""
+    return subprocess.Popen([PERF, "record", "-e", "cpu-clock", "-F", "2000", "-p", str(pid),
+                             "-o", str(out), "--", "sleep", str(int(seconds))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def perf_summary(data: Path, top: int) -> str:
+    """Where the process's CPU went by shared object (Kamailio's core and modules, Python,
+    libcurl, the kernel...), then by symbol."""
+    lines = []
+    for sort, limit in (("dso", 12), ("dso,sym", top)):
+        out = subprocess.run([PERF, "report", "-i", str(data), "--no-children", "--sort", sort,
+                              "--stdio"], capture_output=True, text=True, timeout=120).stdout
+        rows = [line.strip() for line in out.splitlines()
+                if line.strip() and not line.startswith("#")][:limit]
+        lines.append(f"  by {sort}:")
+        lines += [f"    {row}" for row in rows]
+    return "\n".join(lines)
 
 
 def summary(raw: Path, top: int) -> str:
@@ -80,6 +109,9 @@ def main() -> int:
     ap.add_argument("--processes", type=int, choices=(1, 2), default=1)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    ap.add_argument("--perf", action="store_true",
+                    help="sample with perf instead of py-spy: the split between Kamailio's C, "
+                         "Python, libcurl and the kernel")
     ap.add_argument("--keep", type=Path, help="keep py-spy's raw files in this directory")
     args = ap.parse_args()
     ns = argparse.Namespace(only=[f"{args.processes} HTTP"], async_limit=4000, sync_limit=64)
@@ -104,7 +136,8 @@ def main() -> int:
                            "busiest SIP worker": worker}
                 cpu0 = {name: cpu_seconds([pid]) for name, pid in targets.items()}
                 t0 = time.monotonic()
-                spies = {name: profile(pid, args.seconds, root / f"{pid}.txt", args.native)
+                spies = {name: perf_record(pid, args.seconds, root / f"{pid}.perf") if args.perf
+                         else profile(pid, args.seconds, root / f"{pid}.txt", args.native)
                          for name, pid in targets.items()}
                 for spy in spies.values():
                     spy.wait(timeout=args.seconds + 60)
@@ -121,9 +154,11 @@ def main() -> int:
             cores = (cpu1[name] - cpu0[name]) / elapsed
             print(f"## {name} (pid {pid}): {cores:.2f} cores, ~{cores * 1e6 / args.rate:,.0f} µs "
                   f"per call at the offered rate")
-            raw = root / f"{pid}.txt"
-            print(summary(raw, args.top) if raw.exists()
-                  else f"  py-spy failed: {spies[name].stderr.read()[-300:]}")
+            raw = root / f"{pid}.{'perf' if args.perf else 'txt'}"
+            if not raw.exists():
+                print(f"  the profiler failed: {spies[name].stderr.read()[-300:]}")
+            else:
+                print(perf_summary(raw, args.top) if args.perf else summary(raw, args.top))
             if args.keep:
                 args.keep.mkdir(parents=True, exist_ok=True)
                 shutil.copy(raw, args.keep / f"{name.replace(' ', '-')}.txt")

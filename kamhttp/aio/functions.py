@@ -19,7 +19,7 @@ from .. import config
 from ..log import printable
 from ..script.arguments import (BadArgument, content_type, expand, log, method, result_name,
                                 script_function, text)
-from . import board, shared
+from . import board, resumer, shared
 from .handover import encoded_size
 from .jobs import NO_TRANSACTION, Job, Outcome
 
@@ -122,8 +122,7 @@ def submit(job: Job) -> int:
         # the queue filled between the check and the write: the transaction is suspended,
         # so it is continued here at once, with the overload as its result
         runtime.board.add(board.OVERLOADED)
-        from .resumer import finish
-        finish(job, Outcome(OVERLOADED))
+        resumer.finish(job, Outcome(OVERLOADED))
     return 0
 
 
@@ -268,14 +267,12 @@ class AsyncHandler:
 
     def kamhttp_http_process(self, msg: Any, evname: Any = None) -> int:
         """evrexec: ``modparam("evrexec", "exec", "name=kamhttp_http_process;workers=N")``."""
-        from .resumer import HttpProcess
-        HttpProcess().run()
+        resumer.HttpProcess().run()
         return 1
 
     def kamhttp_resume(self, msg: Any, *args: Any) -> int:
         """Run by t_continue in the HTTP process, the transaction's AVPs restored."""
-        from .resumer import resume_script
-        return resume_script(self, msg, args)
+        return resumer.resume_script(self, msg, args)
 
     def ksr_xhttp_event(self, msg: Any, evname: Any = None) -> int:
         """xhttp (``event_callback``): kamhttp's operator paths (/kamhttp/listcon,

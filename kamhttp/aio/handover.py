@@ -26,6 +26,7 @@ _MARGIN = 256 * 1024
 """Room kept free for the jobs of other workers between a room check and the write."""
 _DATAGRAM_MAX = 64 * 1024
 _SO_SNDBUFFORCE = 32
+_ANCILLARY = socket.CMSG_SPACE(4)
 
 
 class Handover:
@@ -74,11 +75,12 @@ class Handover:
         except BlockingIOError:
             return False
 
-    def take(self) -> Job | None:
-        """The next job for this HTTP process, or None when the queue is empty."""
+    def take(self) -> tuple[Job, bytes] | None:
+        """The next job for this HTTP process and its encoding with the whole body (the
+        datagram itself unless the body came in a memfd), or None when the queue is empty."""
         try:
             data, ancillary, _flags, _addr = self.receiver.recvmsg(
-                _DATAGRAM_MAX, socket.CMSG_SPACE(4))
+                _DATAGRAM_MAX, _ANCILLARY)
         except BlockingIOError:
             return None
         job = Job.decode(data)
@@ -89,7 +91,8 @@ class Handover:
                     job.body = _read_all(fd)
                 finally:
                     os.close(fd)
-        return job
+                data = job.encode()
+        return job, data
 
 
 def _read_all(fd: int) -> bytes:

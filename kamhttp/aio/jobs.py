@@ -7,9 +7,7 @@ same code, and marshal is the cheapest encoding Python has for ints, strings and
 """
 from __future__ import annotations
 
-import contextlib
 import marshal
-from typing import Iterator
 from dataclasses import dataclass, field
 
 from ..core.attempt import Attempt
@@ -24,15 +22,23 @@ def current() -> "Job | None":
     return _current
 
 
-@contextlib.contextmanager
-def handling(job: "Job") -> Iterator[None]:
-    """Make ``job`` the :func:`current` one for the duration."""
-    global _current
-    previous, _current = _current, job
-    try:
-        yield
-    finally:
-        _current = previous
+class handling:
+    """Make ``job`` the :func:`current` one for the duration (a class, not a generator:
+    it runs twice per transfer)."""
+
+    __slots__ = ("job", "previous")
+
+    def __init__(self, job: "Job") -> None:
+        self.job = job
+        self.previous: Job | None = None
+
+    def __enter__(self) -> None:
+        global _current
+        self.previous, _current = _current, self.job
+
+    def __exit__(self, *_exc: object) -> None:
+        global _current
+        _current = self.previous
 
 
 NO_TRANSACTION = -1
@@ -57,7 +63,9 @@ class Job:
     first_line: bool = True        # query_result applies (the direct-URL functions)
 
     def encode(self) -> bytes:
-        return marshal.dumps(tuple(getattr(self, name) for name in self.__slots__))
+        return marshal.dumps((self.index, self.label, self.resume, self.dpv, self.connection,
+                              self.url, self.method, self.content_type, self.body, self.hdrs,
+                              self.http2, self.first_line))
 
     @classmethod
     def decode(cls, data: bytes) -> "Job":
@@ -89,7 +97,10 @@ class Outcome:
                    ok, failed)
 
     def encode(self) -> bytes:
-        return marshal.dumps(tuple(getattr(self, name) for name in self.__slots__))
+        return marshal.dumps((self.code, self.status, self.curl_code, self.body, self.value,
+                              self.truncated, self.effective_url, self.content_type,
+                              self.header_lines, self.timings, self.attempts_ok,
+                              self.attempts_failed))
 
     @classmethod
     def decode(cls, data: bytes) -> "Outcome":

@@ -17,8 +17,9 @@ method.
 from __future__ import annotations
 
 import ctypes
+import heapq
 import os
-import selectors
+import select
 import signal
 import socket
 import sys
@@ -29,6 +30,7 @@ from typing import Any
 from .. import config, pv
 from ..config.registry import Configuration
 from ..core.curlerror import curl_strerror
+from ..core.headers import final_fields
 from ..log import get_logger, printable
 from ..ops import counters
 from ..script.api import Result
@@ -79,7 +81,14 @@ def deadline_of(cfg: Configuration, job: Job, now: float) -> float | None:
 
 
 class HttpProcess:
-    """The loop of one evrexec HTTP process (never returns while Kamailio runs)."""
+    """The loop of one evrexec HTTP process (never returns while Kamailio runs).
+
+    One turn: wait on epoll (the shared job queue, the transfer process's pipe), hand new
+    jobs to the transfer process and resume the transactions whose outcomes came back, then
+    resume those whose deadline passed.  Deadlines sit in a heap (what was resumed already
+    is skipped when it reaches the top), so a turn costs the same with 10 or 10,000 jobs in
+    flight.
+    """
 
     def __init__(self) -> None:
         runtime = shared.get()
@@ -88,14 +97,18 @@ class HttpProcess:
                                "forked: configure kamhttp in mod_init()")
         self.runtime = runtime
         self.pending: dict[int, Pending] = {}
+        self.deadlines: list[tuple[float, int]] = []     # (deadline, job id), a heap
         self.next_id = 1
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(runtime.handover.receiver, selectors.EVENT_READ, "jobs")
+        self.poller = select.epoll()
+        self.jobs_fd = runtime.handover.receiver.fileno()
+        self.poller.register(self.jobs_fd, select.EPOLLIN)
         self.child_pid = 0
+        self.child_fd = -1
         self.child_sock: socket.socket | None = None
         self.reader: FrameReader | None = None
         self.writer: FrameWriter | None = None
         self.taking = True
+        self.waiting_to_write = False
         self.max_in_flight = config.current().settings.async_max_transfers
 
     def spawn(self) -> None:
@@ -111,9 +124,10 @@ class HttpProcess:
                 os._exit(0)
         theirs.close()
         mine.setblocking(False)
-        self.child_pid, self.child_sock = pid, mine
+        self.child_pid, self.child_sock, self.child_fd = pid, mine, mine.fileno()
         self.reader, self.writer = FrameReader(mine), FrameWriter(mine)
-        self.selector.register(mine, selectors.EVENT_READ, "child")
+        self.waiting_to_write = False
+        self.poller.register(self.child_fd, select.EPOLLIN)
         log.info("transfer process %d started", pid)
 
     def run(self) -> None:
@@ -121,56 +135,66 @@ class HttpProcess:
         beat = 0.0
         gauge = self.runtime.board.claim()
         words = self.runtime.board.words
+        poll, monotonic = self.poller.poll, time.monotonic
         while True:
-            now = time.monotonic()
+            now = monotonic()
             words[gauge] = len(self.pending)
             if now >= beat:
                 self.runtime.board.beat()
                 beat = now + _BEAT_S
             self._pace()
-            for key, events in self.selector.select(self._timeout(now, beat)):
-                if key.data == "jobs":
+            for fd, events in poll(self._timeout(now, beat)):
+                if fd == self.jobs_fd:
                     self._take_jobs()
-                elif key.data == "child":
-                    if events & selectors.EVENT_WRITE and self.writer is not None:
+                elif fd == self.child_fd:
+                    if events & select.EPOLLOUT and self.writer is not None:
                         self.writer.flush()
-                    if events & selectors.EVENT_READ:
+                    if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
                         self._read_outcomes()
-            self._expire(time.monotonic())
+            self._expire(monotonic())
 
     def _timeout(self, now: float, beat: float) -> float:
-        nearest = beat
-        for item in self.pending.values():
-            if item.deadline is not None and item.deadline < nearest:
-                nearest = item.deadline
+        deadlines, pending = self.deadlines, self.pending
+        while deadlines and deadlines[0][1] not in pending:   # resumed already
+            heapq.heappop(deadlines)
+        nearest = min(beat, deadlines[0][0]) if deadlines else beat
         return max(0.0, nearest - now)
 
     def _pace(self) -> None:
-        """Stop taking jobs while this process has its limit in flight: the rest wait in
-        the shared queue for another HTTP process (or for room here)."""
+        """Send what was queued for the transfer process; stop taking jobs while this process
+        has its limit in flight: the rest wait in the shared queue for another HTTP process
+        (or for room here)."""
         want = len(self.pending) < self.max_in_flight
         if want != self.taking:
             self.taking = want
-            receiver = self.runtime.handover.receiver
             if want:
-                self.selector.register(receiver, selectors.EVENT_READ, "jobs")
+                self.poller.register(self.jobs_fd, select.EPOLLIN)
             else:
-                self.selector.unregister(receiver)
-        if self.child_sock is not None and self.writer is not None:
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if self.writer.pending else 0)
-            self.selector.modify(self.child_sock, events, "child")
+                self.poller.unregister(self.jobs_fd)
+        writer = self.writer
+        if writer is not None:
+            writer.flush()
+            if bool(writer.pending) != self.waiting_to_write:   # the pipe is full: wait
+                self.waiting_to_write = not self.waiting_to_write
+                self.poller.modify(self.child_fd, select.EPOLLIN | (
+                    select.EPOLLOUT if self.waiting_to_write else 0))
 
     def _take_jobs(self) -> None:
         cfg = config.current()
         now = time.monotonic()
-        while len(self.pending) < self.max_in_flight:
-            job = self.runtime.handover.take()
-            if job is None:
+        take, pending, writer = self.runtime.handover.take, self.pending, self.writer
+        while len(pending) < self.max_in_flight:
+            taken = take()
+            if taken is None:
                 return
+            job, data = taken
             job_id, self.next_id = self.next_id, self.next_id + 1
-            self.pending[job_id] = Pending(job, deadline_of(cfg, job, now))
-            if self.writer is not None:
-                self.writer.write(job_id, job.encode())
+            deadline = deadline_of(cfg, job, now)
+            pending[job_id] = Pending(job, deadline)
+            if deadline is not None:
+                heapq.heappush(self.deadlines, (deadline, job_id))
+            if writer is not None:
+                writer.add(job_id, data)
 
     def _read_outcomes(self) -> None:
         assert self.reader is not None
@@ -181,16 +205,18 @@ class HttpProcess:
         if frames is None:
             self._child_died()
             return
+        pending = self.pending
         for job_id, payload in frames:
-            item = self.pending.pop(job_id, None)
+            item = pending.pop(job_id, None)
             if item is not None:              # else resumed already at its deadline
                 finish(item.job, Outcome.decode(payload))
 
     def _expire(self, now: float) -> None:
-        expired = [job_id for job_id, item in self.pending.items()
-                   if item.deadline is not None and item.deadline <= now]
-        for job_id in expired:
-            item = self.pending.pop(job_id)
+        deadlines, pending = self.deadlines, self.pending
+        while deadlines and deadlines[0][0] <= now:
+            item = pending.pop(heapq.heappop(deadlines)[1], None)
+            if item is None:                  # resumed with its outcome already
+                continue
             self.runtime.board.add(board.TIMED_OUT)
             log.error("request %s timed out in the HTTP process (deadline passed)",
                       printable(item.job.url))
@@ -199,7 +225,7 @@ class HttpProcess:
     def _child_died(self) -> None:
         """Resume every job the dead transfer process had, then start another."""
         assert self.child_sock is not None
-        self.selector.unregister(self.child_sock)
+        self.poller.unregister(self.child_fd)
         self.child_sock.close()
         try:
             _, status = os.waitpid(self.child_pid, 0)
@@ -207,6 +233,7 @@ class HttpProcess:
             status = 0
         lost = list(self.pending.items())
         self.pending.clear()
+        self.deadlines.clear()
         log.error("transfer process %d ended (status %d) with %d requests in flight; "
                   "they are resumed with %d", self.child_pid, status, len(lost),
                   HTTP_PROCESS_LOST)
@@ -259,7 +286,6 @@ def resume_script(handler: Any, msg: Any, args: tuple[Any, ...]) -> int:
 
 
 def result_of(outcome: Outcome) -> Result:
-    from ..core.headers import final_fields
     code = outcome.code
     curl_code = outcome.curl_code
     return Result(code=code, status=outcome.status, body=outcome.body,

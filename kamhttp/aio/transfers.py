@@ -6,11 +6,11 @@ the request core (``request.begin``/``request.conclude``: the same routes, profi
 set-up, caps, header capture, failover rule, counters and error texts as a SIP worker's
 call), on a handle of its own taken from the route's pool, so the multi keeps the
 connections of every connection definition alive between transfers.  libcurl's socket and
-timer callbacks feed one epoll selector, which also watches the pipe to the HTTP process.
+timer callbacks feed one epoll, which also watches the pipe to the HTTP process.
 """
 from __future__ import annotations
 
-import selectors
+import select
 import socket
 import struct
 import time
@@ -84,8 +84,13 @@ class FrameWriter:
         self.sock = sock
         self.pending = bytearray()
 
+    def add(self, job_id: int, payload: bytes) -> None:
+        """Queue a frame; :meth:`flush` sends what was queued (once per loop turn)."""
+        self.pending += _FRAME.pack(len(payload), job_id)
+        self.pending += payload
+
     def write(self, job_id: int, payload: bytes) -> None:
-        self.pending += _FRAME.pack(len(payload), job_id) + payload
+        self.add(job_id, payload)
         self.flush()
 
     def flush(self) -> None:
@@ -97,14 +102,26 @@ class FrameWriter:
             del self.pending[:sent]
 
 
+_EPOLL_MASK = {pycurl.POLL_IN: select.EPOLLIN, pycurl.POLL_OUT: select.EPOLLOUT,
+               pycurl.POLL_INOUT: select.EPOLLIN | select.EPOLLOUT, pycurl.POLL_REMOVE: 0}
+_READABLE = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
+
+
 class TransferProcess:
-    """The CurlMulti loop of one transfer process."""
+    """The CurlMulti loop of one transfer process.
+
+    One turn of the loop: wait on epoll (libcurl's sockets and the pipe), hand each event to
+    libcurl, run libcurl's timer when due, then collect the finished transfers and send their
+    outcomes in one write.  The loop is the transfer process's whole CPU budget, so it uses
+    epoll directly and keeps per-transfer Python work to the request core's rules.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader = FrameReader(sock)
         self.writer = FrameWriter(sock)
-        self.selector = selectors.DefaultSelector()
+        self.poller = select.epoll()
+        self.watched: dict[int, int] = {}                   # libcurl's fd -> epoll mask
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._timer)
@@ -114,46 +131,63 @@ class TransferProcess:
         self.waiting: dict[RouteKey, deque[InFlight]] = {}  # beyond the per-route limit
         self.per_route_limit = config.current().settings.async_max_per_connection
         self.state: ProcessState = process_state()
-        self.selector.register(sock, selectors.EVENT_READ, None)
+        self.poller.register(sock.fileno(), select.EPOLLIN)
 
     # libcurl's callbacks: which sockets to watch, when to call back
     def _watch(self, what: int, fd: int, _multi: object, _data: object) -> None:
-        events = {pycurl.POLL_IN: selectors.EVENT_READ, pycurl.POLL_OUT: selectors.EVENT_WRITE,
-                  pycurl.POLL_INOUT: selectors.EVENT_READ | selectors.EVENT_WRITE}.get(what)
+        mask = _EPOLL_MASK.get(what, 0)
+        watched = self.watched
         try:
-            if events is None:                       # POLL_REMOVE
-                self.selector.unregister(fd)
-            elif fd in self.selector.get_map():
-                self.selector.modify(fd, events, fd)
+            if not mask:
+                if watched.pop(fd, None) is not None:
+                    self.poller.unregister(fd)
+            elif fd in watched:
+                if watched[fd] != mask:
+                    self.poller.modify(fd, mask)
+                    watched[fd] = mask
             else:
-                self.selector.register(fd, events, fd)
-        except (KeyError, ValueError, OSError):
-            pass                                    # a socket closed before its removal
+                self.poller.register(fd, mask)
+                watched[fd] = mask
+        except OSError:                 # a socket closed before its removal: forget it
+            watched.pop(fd, None)
 
     def _timer(self, timeout_ms: int) -> None:
         self.deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
 
     def run(self) -> None:
         """Serve until the HTTP process closes the pipe (or dies)."""
+        pipe = self.sock.fileno()
+        poll, socket_action = self.poller.poll, self.multi.socket_action
+        monotonic, writer = time.monotonic, self.writer
+        waiting_to_write = False
         while True:
-            timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-            if self.writer.pending:
-                self.selector.modify(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            for key, events in self.selector.select(timeout):
-                if key.data is None:
-                    if events & selectors.EVENT_WRITE:
-                        self.writer.flush()
-                    if events & selectors.EVENT_READ and not self._receive():
+            deadline = self.deadline
+            timeout = -1.0 if deadline is None else max(0.0, deadline - monotonic())
+            for fd, events in poll(timeout):
+                if fd == pipe:
+                    if events & select.EPOLLOUT:
+                        writer.flush()
+                    if events & _READABLE and not self._receive():
                         return
                     continue
-                mask = (pycurl.CSELECT_IN if events & selectors.EVENT_READ else 0) | \
-                    (pycurl.CSELECT_OUT if events & selectors.EVENT_WRITE else 0)
-                self._drive(key.data, mask)
-            if not self.writer.pending:
-                self.selector.modify(self.sock, selectors.EVENT_READ)
-            if self.deadline is not None and time.monotonic() >= self.deadline:
+                mask = (pycurl.CSELECT_IN if events & _READABLE else 0) | \
+                    (pycurl.CSELECT_OUT if events & select.EPOLLOUT else 0)
+                try:
+                    socket_action(fd, mask)
+                except pycurl.error as exc:
+                    log.error("curl multi: %s", exc)
+            if self.deadline is not None and monotonic() >= self.deadline:
                 self.deadline = None
-                self._drive(pycurl.SOCKET_TIMEOUT, 0)
+                try:
+                    socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                except pycurl.error as exc:
+                    log.error("curl multi: %s", exc)
+            self._collect()
+            writer.flush()
+            if bool(writer.pending) != waiting_to_write:     # the pipe is full: wait for it
+                waiting_to_write = not waiting_to_write
+                self.poller.modify(pipe, select.EPOLLIN | (
+                    select.EPOLLOUT if waiting_to_write else 0))
 
     def _receive(self) -> bool:
         frames = self.reader.read()
@@ -169,7 +203,7 @@ class TransferProcess:
                                   job.content_type, job.body, job.hdrs, http2=job.http2,
                                   first_line=job.first_line)
         if isinstance(begun, Attempt):
-            self._done(job_id, begun)
+            self.writer.add(job_id, Outcome.of(begun).encode())
             return
         with handling(job):
             self._launch(InFlight(job_id, job, begun, None))
@@ -190,19 +224,17 @@ class TransferProcess:
         self.in_flight[flight.handle.curl] = flight
         self.multi.add_handle(flight.handle.curl)
 
-    def _drive(self, fd: int, mask: int) -> None:
-        try:
-            self.multi.socket_action(fd, mask)
-        except pycurl.error as exc:
-            log.error("curl multi: %s", exc)
+    def _collect(self) -> None:
+        """Conclude the transfers libcurl finished in this turn."""
+        info_read = self.multi.info_read
         while True:
-            queued, done, failed = self.multi.info_read()
+            queued, done, failed = info_read()
             for curl in done:
                 self._complete(curl, 0)
             for curl, errno, _message in failed:
                 self._complete(curl, errno)
             if not queued:
-                break
+                return
 
     def _complete(self, curl: pycurl.Curl, errno: int) -> None:
         flight = self.in_flight.pop(curl, None)
@@ -234,11 +266,8 @@ class TransferProcess:
         if request.failover(config.current(), self.state, flight.exchange, attempt):
             self._launch(flight)
         else:
-            self.writer.write(flight.job_id, Outcome.of(
+            self.writer.add(flight.job_id, Outcome.of(
                 request.result(flight.exchange, attempt), flight.ok, flight.failed).encode())
-
-    def _done(self, job_id: int, attempt: Attempt) -> None:
-        self.writer.write(job_id, Outcome.of(attempt).encode())
 
 
 def serve(sock: socket.socket) -> None:
