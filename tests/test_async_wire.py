@@ -108,3 +108,15 @@ def test_a_transfer_process_answers_every_job_once(http_server):
     finally:
         mine.close()                                          # the transfer process ends
         assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_the_largest_inline_job_arrives_whole():
+    """An inline body at its limit with URL and headers at theirs (48 KiB): one datagram
+    larger than 64 KiB, taken whole."""
+    queue = Handover(1 << 20)
+    url = "http://127.0.0.1/" + "u" * (40 * 1024)
+    job = Job(3, 4, "done", "$avp(r)", None, url, "POST", "text/plain", b"b" * INLINE_BODY,
+              "X-Filler: " + "h" * (8 * 1024 - 20))
+    assert queue.put(job)
+    taken = queue.take()
+    assert taken is not None and taken[0] == job

@@ -24,7 +24,9 @@ INLINE_BODY = 32 * 1024
 
 _MARGIN = 256 * 1024
 """Room kept free for the jobs of other workers between a room check and the write."""
-_DATAGRAM_MAX = 64 * 1024
+DATAGRAM_MAX = 128 * 1024
+"""The largest job datagram: an inline body, 48 KiB of URL and headers (the async functions'
+bound) and the names, with room to spare; a larger one is refused, never truncated."""
 _SO_SNDBUFFORCE = 32
 _ANCILLARY = socket.CMSG_SPACE(4)
 
@@ -42,6 +44,8 @@ class Handover:
         except OSError:
             self.sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
         self.capacity = self.sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self.scratch = bytearray(DATAGRAM_MAX)   # the receiving buffer, reused
+        self.view = memoryview(self.scratch)
 
     def room(self, size: int) -> bool:
         """Whether a job of ``size`` bytes fits now (with room left for other writers)."""
@@ -69,8 +73,11 @@ class Handover:
                     job.body = body
             finally:
                 os.close(fd)
+        data = job.encode()
+        if len(data) > DATAGRAM_MAX:
+            return False
         try:
-            self.sender.send(job.encode())
+            self.sender.send(data)
             return True
         except BlockingIOError:
             return False
@@ -79,10 +86,11 @@ class Handover:
         """The next job for this HTTP process and its encoding with the whole body (the
         datagram itself unless the body came in a memfd), or None when the queue is empty."""
         try:
-            data, ancillary, _flags, _addr = self.receiver.recvmsg(
-                _DATAGRAM_MAX, _ANCILLARY)
+            size, ancillary, _flags, _addr = self.receiver.recvmsg_into(
+                (self.scratch,), _ANCILLARY)
         except BlockingIOError:
             return None
+        data = bytes(self.view[:size])
         job = Job.decode(data)
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:

@@ -34,6 +34,7 @@ log = get_logger("async")
 
 _FRAME = struct.Struct("!IQ")        # payload length, job id
 _MAX_FRAME = 64 << 20
+_READ_SIZE = 256 << 10
 
 
 @dataclass(slots=True)
@@ -54,26 +55,31 @@ class FrameReader:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
+        self.scratch = bytearray(_READ_SIZE)   # one buffer for every recv: no allocation
+        self.view = memoryview(self.scratch)   # (and no mmap) of a large one per read
 
     def read(self) -> list[tuple[int, bytes]] | None:
         """The frames complete now; None when the peer closed the stream."""
         try:
-            data = self.sock.recv(1 << 20)
+            size = self.sock.recv_into(self.scratch)
         except BlockingIOError:
             return []
-        if not data:
+        if not size:
             return None
-        self.buffer += data
+        buffer = self.buffer
+        buffer += self.view[:size]
         frames = []
-        while len(self.buffer) >= _FRAME.size:
-            size, job_id = _FRAME.unpack_from(self.buffer)
+        start, have, head = 0, len(buffer), _FRAME.size
+        while have - start >= head:
+            size, job_id = _FRAME.unpack_from(buffer, start)
             if size > _MAX_FRAME:
                 raise ValueError(f"frame of {size} bytes from the peer process")
-            end = _FRAME.size + size
-            if len(self.buffer) < end:
+            end = start + head + size
+            if end > have:
                 break
-            frames.append((job_id, bytes(self.buffer[_FRAME.size:end])))
-            del self.buffer[:end]
+            frames.append((job_id, bytes(buffer[start + head:end])))
+            start = end
+        del buffer[:start]
         return frames
 
 
