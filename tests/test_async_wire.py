@@ -67,47 +67,107 @@ def test_a_large_body_travels_in_a_memfd_and_is_forwarded_whole():
     assert len(forwarded) > len(body)                         # the body is in it now
 
 
-def test_a_transfer_process_answers_every_job_once(http_server):
-    kamhttp.modparam("httpcon", f"api=>{http_server.url}")
-    kamhttp.finalize()
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:                                              # the transfer process
-        mine.close()
-        try:
-            serve(theirs)
-        finally:
-            os._exit(0)
-    theirs.close()
-    try:
+class TransferProcess:
+    """A transfer process forked as the HTTP process forks it, fed through its pipe."""
+
+    def __init__(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.pid = os.fork()
+        if self.pid == 0:
+            mine.close()
+            try:
+                serve(theirs)
+            finally:
+                os._exit(0)
+        theirs.close()
         mine.setblocking(False)
-        writer, reader = FrameWriter(mine), FrameReader(mine)
-        jobs = {n: Job(-1, 0, "", "$avp(r)", "api", f"/echo/{n}") for n in range(1, 151)}
-        for job_id, job in jobs.items():
-            writer.add(job_id, job.encode())
+        self.sock = mine
+        self.writer, self.reader = FrameWriter(mine), FrameReader(mine)
+        self.next_id = 1
+
+    def run(self, *jobs: Job) -> list[Outcome]:
+        """Send ``jobs`` at once; their outcomes in job order, each received exactly once."""
+        ids = list(range(self.next_id, self.next_id + len(jobs)))
+        self.next_id += len(jobs)
+        for job_id, job in zip(ids, jobs):
+            self.writer.add(job_id, job.encode())
         outcomes: dict[int, Outcome] = {}
         poller = select.epoll()
-        poller.register(mine.fileno(), select.EPOLLIN | select.EPOLLOUT)
-        for _ in range(10_000):                              # bounded: 150 jobs come back
+        poller.register(self.sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
+        for _ in range(10_000):                              # bounded: every job comes back
             if len(outcomes) == len(jobs) or not poller.poll(10):
                 break
-            writer.flush()
-            if not writer.pending:
-                poller.modify(mine.fileno(), select.EPOLLIN)
-            frames = reader.read()
+            self.writer.flush()
+            if not self.writer.pending:
+                poller.modify(self.sock.fileno(), select.EPOLLIN)
+            frames = self.reader.read()
             assert frames is not None, "the transfer process closed its pipe"
             for job_id, payload in frames:
                 assert job_id not in outcomes, f"job {job_id} answered twice"
                 outcomes[job_id] = Outcome.decode(payload)
         poller.close()
-        assert sorted(outcomes) == sorted(jobs)
-        for job_id, outcome in outcomes.items():
-            assert outcome.code == 200 and outcome.attempts_ok == 1
-            assert json.loads(outcome.body)["path"] == f"/echo/{job_id}"
-            assert outcome.timings["total"] > 0
+        assert sorted(outcomes) == ids
+        return [outcomes[job_id] for job_id in ids]
+
+    def stop(self) -> None:
+        self.sock.close()                                     # the transfer process ends
+        assert os.waitpid(self.pid, 0)[1] == 0
+
+
+def _job(connection: str, path: str, method: str | None = None, body: bytes | None = None
+         ) -> Job:
+    return Job(-1, 0, "", "$avp(r)", connection, path, method, "text/plain", body)
+
+
+def test_a_transfer_process_answers_every_job_once(http_server):
+    kamhttp.modparam("httpcon", f"api=>{http_server.url}")
+    kamhttp.finalize()
+    process = TransferProcess()
+    try:
+        outcomes = process.run(*(_job("api", f"/echo/{n}") for n in range(1, 151)))
     finally:
-        mine.close()                                          # the transfer process ends
-        assert os.waitpid(pid, 0)[1] == 0
+        process.stop()
+    for n, outcome in enumerate(outcomes, 1):
+        assert outcome.code == 200 and outcome.attempts_ok == 1
+        assert json.loads(outcome.body)["path"] == f"/echo/{n}"
+        assert outcome.timings["total"] > 0
+
+
+def test_the_transfer_process_never_sends_a_post_twice(fault_server):
+    """Issue 13.3 on the multi: the pooled connection fails under a POST before any answer:
+    65, and the server saw it once; a PUT there is sent again."""
+    kamhttp.modparam("keep_connections", 1)
+    kamhttp.modparam("httpcon", f"api=>{fault_server.url}")
+    kamhttp.finalize()
+    process = TransferProcess()
+    try:
+        assert [o.code for o in process.run(_job("api", "/fault/stale"))] == [200]
+        fault_server.clear()
+        assert [o.code for o in process.run(_job("api", "/fault/stale", "POST", b"c"))] == [65]
+        assert [r.method for r in fault_server.requests] == ["POST"]
+        assert [o.code for o in process.run(_job("api", "/fault/stale"))] == [200]
+        fault_server.clear()
+        assert [o.code for o in process.run(_job("api", "/fault/stale", "PUT", b"c"))] == [200]
+        assert [r.method for r in fault_server.requests] == ["PUT", "PUT"]
+    finally:
+        process.stop()
+
+
+def test_the_transfer_process_sends_a_post_past_a_connection_closed_idle(fault_server):
+    kamhttp.modparam("keep_connections", 1)
+    kamhttp.modparam("httpcon", f"api=>{fault_server.url}")
+    kamhttp.finalize()
+    process = TransferProcess()
+    try:
+        fault_server.clear()
+        assert [o.code for o in process.run(_job("api", "/fault/idle-close?ms=0"))] == [200]
+        assert fault_server.wait_for(lambda: "idle-close: closed" in fault_server.errors)
+        fault_server.clear()
+        outcome, = process.run(_job("api", "/fault/idle-close?ms=0", "POST", b"cdr"))
+        assert outcome.code == 200
+        assert [r.method for r in fault_server.requests] == ["POST"]
+    finally:
+        process.stop()
 
 
 def test_the_largest_inline_job_arrives_whole():

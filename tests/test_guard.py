@@ -12,6 +12,7 @@ import pytest
 import kamhttp
 from kamhttp import pv
 from kamhttp.core import guard
+from tests.servers import PASSWORD, USER
 
 pytestmark = pytest.mark.usefixtures("fresh_config", "fresh_guard")
 
@@ -161,9 +162,69 @@ def test_max_connecting_bounds_the_processes_probing_a_failing_upstream(fault_se
 @pytest.mark.parametrize("close", ["", "?reset=1"])
 def test_a_kept_connection_dropped_while_idle_is_retried_by_libcurl(fault_server, close):
     """The server closes the kept connection at the next request without a byte of answer
-    (FIN, or RST): libcurl retries the request once on a new connection, so the call
-    succeeds (kamhttp adds no retry of its own; libcurl does it for every method)."""
+    (FIN, or RST): libcurl sends a GET again once, on a new connection, so the call
+    succeeds."""
     kamhttp.modparam("keep_connections", 1)
     kamhttp.modparam("httpcon", f"api=>{fault_server.url}")
     assert [kemi("api", f"/fault/stale{close}") for _ in range(3)] == [200, 200, 200]
     assert pv.get(RES) == "fresh"
+
+
+def _methods_seen(server, path: str) -> list[tuple[str, int]]:
+    return [(r.method, r.client_port) for r in server.requests if r.path.startswith(path)]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_an_idempotent_request_is_sent_again_when_its_kept_connection_fails(fault_server,
+                                                                           method):
+    kamhttp.modparam("keep_connections", 1)
+    url = f"{fault_server.url}/fault/stale"
+    assert kamhttp.http_client_query(url, RES) == 200          # the connection kept
+    fault_server.clear()
+    assert kamhttp.http_client_request(method, url, "b=1", "", RES) == 200
+    seen = _methods_seen(fault_server, "/fault/stale")
+    assert [m for m, _ in seen] == [method, method] and seen[0][1] != seen[1][1]
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_post_is_never_sent_twice(fault_server, method, caplog):
+    """Issue 13.3: the kept connection fails under a POST before any answer; the server may
+    have acted on it, so it is not sent again: curl 65, logged; the next one goes on a new
+    connection."""
+    kamhttp.modparam("keep_connections", 1)
+    url = f"{fault_server.url}/fault/stale"
+    assert kamhttp.http_client_query(url, RES) == 200
+    fault_server.clear()
+    assert kamhttp.http_client_request(method, url, "cdr=1", "", RES) == 65
+    assert [m for m, _ in _methods_seen(fault_server, "/fault/stale")] == [method]
+    assert "not idempotent: not sent again" in caplog.text
+    assert kamhttp.http_client_request(method, url, "cdr=2", "", RES) == 200
+    assert [m for m, _ in _methods_seen(fault_server, "/fault/stale")] == [method, method]
+
+
+def test_a_post_does_not_take_a_connection_the_server_closed_while_idle(fault_server):
+    """The server closed the kept connection 0 ms after its answer (a short keep-alive
+    timeout): libcurl would send on it (it checks connections idle for a second), kamhttp
+    sees the close first and the POST goes once, on a new connection."""
+    kamhttp.modparam("keep_connections", 1)
+    url = f"{fault_server.url}/fault/idle-close?ms=0"
+    fault_server.clear()
+    assert kamhttp.http_client_query(url, RES) == 200
+    assert fault_server.wait_for(lambda: "idle-close: closed" in fault_server.errors)
+    kept_port = _methods_seen(fault_server, "/fault/idle-close")[-1][1]
+    fault_server.clear()
+    assert kamhttp.http_client_request("POST", url, "cdr=1", "", RES) == 200
+    seen = _methods_seen(fault_server, "/fault/idle-close")
+    assert [m for m, _ in seen] == ["POST"] and seen[0][1] != kept_port
+
+
+@pytest.mark.parametrize("path, status", [("/auth/digest", 200),
+                                          ("/redirect/307?to=/echo", 200)])
+def test_a_post_answered_first_is_sent_again_with_its_body(http_server, path, status):
+    """An answer came (a Digest challenge, a 307): the body is sent again, as always."""
+    kamhttp.modparam("keep_connections", 1)
+    kamhttp.modparam("httpcon", f"api=>http://{USER}:{PASSWORD}@{http_server.url[7:]}")
+    http_server.clear()
+    assert kamhttp.http_connect("api", path, "text/plain", "d=1", RES) == status
+    bodies = [r.body for r in http_server.requests]
+    assert bodies == [b"d=1", b"d=1"]

@@ -25,7 +25,7 @@ from ..core import request
 from ..core.attempt import Attempt
 from ..core.guard import BREAKER_OPEN
 from ..core.state import ProcessState, RouteKey, process_state
-from ..core.transport import Handle
+from ..core.transport import Handle, closed_by_peer
 from ..log import get_logger
 from ..ops import counters
 from .jobs import Job, Outcome, handling
@@ -128,6 +128,7 @@ class TransferProcess:
         self.writer = FrameWriter(sock)
         self.poller = select.epoll()
         self.watched: dict[int, int] = {}                   # libcurl's fd -> epoll mask
+        self.idle: set[int] = set()                         # fds libcurl stopped watching
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._timer)
@@ -145,17 +146,28 @@ class TransferProcess:
         watched = self.watched
         try:
             if not mask:
+                self.idle.add(fd)                   # kept in the pool, or closing
                 if watched.pop(fd, None) is not None:
                     self.poller.unregister(fd)
             elif fd in watched:
+                self.idle.discard(fd)
                 if watched[fd] != mask:
                     self.poller.modify(fd, mask)
                     watched[fd] = mask
             else:
+                self.idle.discard(fd)
                 self.poller.register(fd, mask)
                 watched[fd] = mask
         except OSError:                 # a socket closed before its removal: forget it
             watched.pop(fd, None)
+
+    def _idle_closed(self) -> bool:
+        """Whether the server closed one of the multi's idle connections: a request that
+        must not be sent twice then takes a new one (libcurl, which checks only connections
+        idle for a second, would send it on the closed one and then re-send it)."""
+        closed, gone = closed_by_peer(self.idle)
+        self.idle.difference_update(gone)          # libcurl dropped them (it prunes each
+        return bool(closed)                        # second): the set does not grow
 
     def _timer(self, timeout_ms: int) -> None:
         self.deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
@@ -223,6 +235,7 @@ class TransferProcess:
             return
         self.per_route[key] = running + 1
         flight.handle = self.state.loan(key)
+        flight.handle.pool_closed = self._idle_closed
         attempt = request.start_attempt(self.state, flight.exchange, flight.handle)
         if attempt is not None:              # refused before any transfer (an option)
             self._finished(flight, attempt)

@@ -9,9 +9,11 @@ them; nothing raises.  The request rules of the C module live in :mod:`.request`
 from __future__ import annotations
 
 import re
+import select
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from functools import partial
+from typing import Any, Callable, Hashable, Iterable
 
 import pycurl
 
@@ -238,11 +240,80 @@ class Sink:
 
 
 
+IDEMPOTENT = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
+"""Methods whose request libcurl may send again after a kept connection failed under it."""
+
+
+def _idempotent(method: str | None) -> bool:
+    return method is not None and method.upper() in IDEMPOTENT
+
+
+class BodySource:
+    """A request body on a kept connection, read by libcurl through a callback, so that
+    libcurl sends it again only with kamhttp's leave.
+
+    libcurl re-sends a request on a new connection when a reused one fails before any byte of
+    answer (a connection the server closed while idle).  That is safe for an idempotent
+    method; a POST or PATCH may have been acted on already, so its body is not rewound for
+    that (curl 65, logged) -- only after an answer came (a 401 round trip, a 307/308
+    redirect), which the header callback tells.
+    """
+
+    __slots__ = ("body", "offset", "replayable", "answered", "forward", "url")
+
+    def __init__(self, body: bytes, replayable: bool) -> None:
+        self.body, self.offset, self.replayable = body, 0, replayable
+        self.answered = False
+        self.forward: Callable[[bytes], Any] | None = None   # the header callback it wraps
+        self.url = ""
+
+    def read(self, size: int) -> bytes:
+        start = self.offset
+        chunk = self.body[start:start + size]
+        self.offset = start + len(chunk)
+        return chunk
+
+    def seek(self, offset: int, _origin: int) -> int:
+        if self.replayable or self.answered:
+            self.offset = offset
+            return 0
+        log.warning("a kept connection failed before any answer to a request that is not "
+                    "idempotent: not sent again (url: %s)", printable(_masked(self.url)))
+        return pycurl.SEEKFUNC_FAIL
+
+    def header(self, line: bytes) -> None:
+        self.answered = True
+        if self.forward is not None:
+            self.forward(line)
+
+
+def _closed_by_peer(curl: pycurl.Curl) -> bool:
+    """Whether the connection the handle kept has news while idle: the server closed it
+    (or sent something unasked), so a request sent on it would fail.  libcurl looks only at
+    connections idle for a second or more; a POST must not find out by sending."""
+    fd = curl.getinfo(pycurl.ACTIVESOCKET)
+    return fd >= 0 and bool(closed_by_peer((fd,))[0])
+
+
+def closed_by_peer(fds: Iterable[int]) -> tuple[list[int], list[int]]:
+    """Of these idle connections, those closed by their server (or with unasked input), and
+    the descriptors that are closed already: one poll, no wait."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN | select.POLLRDHUP)
+    closed: list[int] = []
+    gone: list[int] = []
+    for fd, events in poller.poll(0):
+        (gone if events & select.POLLNVAL else closed).append(fd)
+    return closed, gone
+
+
 class Handle:
     """One reused pycurl handle and what was last applied to it."""
 
     __slots__ = ("key", "curl", "sink", "profile", "custom", "nobody", "with_headers",
-                 "capturing", "posting", "closed_info")
+                 "capturing", "posting", "guarding", "fresh", "stale", "pool_closed",
+                 "closed_info")
 
     def __init__(self, key: Hashable, share: pycurl.CurlShare | None) -> None:
         self.key = key
@@ -255,7 +326,11 @@ class Handle:
         self.nobody = False                       # only what was set gets unset
         self.with_headers = False
         self.capturing = False
-        self.posting = False                      # the last request set POSTFIELDS
+        self.posting = False                      # the last request had a body
+        self.guarding = False                     # a BodySource has the header callback
+        self.fresh = False                        # FRESH_CONNECT set for one request
+        self.stale = False                        # the connections it has are shut down
+        self.pool_closed: Callable[[], bool] | None = None   # a multi's idle connections
         self.closed_info: tuple[str, str] | None = None
 
     def effective_url(self) -> str:
@@ -316,9 +391,12 @@ class Handle:
                       "(%s is empty)", profile.cert_gap)
             return pycurl.E_SSL_CERTPROBLEM
         curl = self.curl
+        # a kc=0 profile shut its connection down (hang_up); reset lets libcurl reuse it
+        self.stale = self.profile is not None and not self.profile.keep and bool(profile.keep)
         self.profile = None
         curl.reset()
         self.custom = self.nobody = self.with_headers = self.capturing = self.posting = False
+        self.guarding = self.fresh = False
         try:
             profile.apply(curl)
         except pycurl.error as exc:
@@ -411,8 +489,25 @@ def prepare(handle: Handle, url: str, method: str | None, body: bytes | None,
         if handle.nobody:
             setopt(pycurl.NOBODY, 0)
             handle.nobody = False
+        source = None
+        fresh = handle.stale
+        if body is not None and handle.profile is not None and handle.profile.keep:
+            source = BodySource(body, _idempotent(method))
+            # a POST is not sent where it could not be sent again
+            if not fresh and not source.replayable:
+                fresh = (handle.pool_closed or partial(_closed_by_peer, curl))()
+        if fresh != handle.fresh:
+            setopt(pycurl.FRESH_CONNECT, 1 if fresh else 0)
+            handle.fresh = fresh
+        handle.stale = False
         if body is not None:
-            setopt(pycurl.POSTFIELDS, body)
+            if source is not None:
+                setopt(pycurl.POST, 1)
+                setopt(pycurl.POSTFIELDSIZE_LARGE, len(body))
+                setopt(pycurl.READFUNCTION, source.read)
+                setopt(pycurl.SEEKFUNCTION, source.seek)
+            else:
+                setopt(pycurl.POSTFIELDS, body)
             handle.posting = True
         elif handle.posting or handle.custom:
             setopt(pycurl.HTTPGET, 1)
@@ -434,12 +529,21 @@ def prepare(handle: Handle, url: str, method: str | None, body: bytes | None,
             handle.with_headers = False
         if sink.cap:                # its own header callback, set once, feeds header_sink
             sink.reset(header_sink)
+            if handle.guarding:
+                setopt(pycurl.HEADERFUNCTION, sink.header)
         elif header_sink is not None:
             setopt(pycurl.HEADERFUNCTION, header_sink.append)
             handle.capturing = True
-        elif handle.capturing:
+        elif handle.capturing or handle.guarding:
             curl.unsetopt(pycurl.HEADERFUNCTION)
             handle.capturing = False
+        handle.guarding = False
+        if source is not None and not source.replayable:   # it learns of any answer
+            source.forward = sink.header if sink.cap else header_sink.append \
+                if header_sink is not None else None
+            source.url = url
+            setopt(pycurl.HEADERFUNCTION, source.header)
+            handle.guarding = True
     except (pycurl.error, ValueError) as exc:      # ValueError: a NUL byte in a string
         handle.profile = None                    # re-apply all next time
         return curl_failure(error_code(exc), url)

@@ -50,6 +50,7 @@ class FaultServer(Server):
             "huge-headers": self._huge_headers, "redirect-ftp": self._redirect_ftp,
             "redirect-file": self._redirect_file, "1xx": self._interim,
             "wrong-length": self._wrong_length, "stale": self._stale,
+            "idle-close": self._idle_close,
         }
 
     @property
@@ -84,11 +85,23 @@ class FaultServer(Server):
         byte of answer: a kept connection that the server dropped while idle."""
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
         try:
-            read_request(sock.makefile("rb"), sock)
+            raw = read_request(sock.makefile("rb"), sock)
         except BadRequest:
-            pass
+            raw = None
+        if raw is not None:                      # recorded: what reached the server
+            self.record(Request(raw.method, raw.target, raw.headers, raw.body,
+                                sock.getpeername()[1], raw.version))
         if "reset" in params:                    # RST instead of FIN
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def _idle_close(self, sock: socket.socket, params: Params) -> None:
+        """Answer and keep the connection, then close it (FIN) after ``ms`` milliseconds
+        idle: a server's short keep-alive timeout (libcurl checks a kept connection only
+        after a second idle)."""
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+        self.wait(float_param(params, "ms", MAX_DELAY * 1000, 0, MAX_DELAY * 1000) / 1000)
+        sock.shutdown(socket.SHUT_WR)            # the FIN, then the note a test waits for
+        self.note_error("idle-close: closed")
 
     def _silent(self, sock: socket.socket, params: Params) -> None:
         self.wait(float_param(params, "seconds", MAX_DELAY, 0, MAX_DELAY))
