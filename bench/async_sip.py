@@ -9,20 +9,28 @@ Variants (each its own Kamailio, children 4 by default, keep_connections=1, conn
   kamhttp async, 1 HTTP process KEMI async_curl_connect: the transaction is suspended, kamhttp's
   kamhttp async, 2 HTTP procs   HTTP process(es) (evrexec) run the transfer and resume the
                                 script, which answers with t_reply
+  C http_async_client           the C module's http_async_query in a native route (1 worker,
+                                pkg memory 256 MB, as issue 12 measured it): the transaction is
+                                suspended, the module's worker resumes route[RESUME], t_reply;
+                                only with --c-async-module (default: /tmp/kamailio-
+                                http_async_client/http_async_client.so if it exists), as Debian
+                                ships no http_async_client: a build of Kamailio 5.6.3's source
 The HTTP server is a private nginx whose /delay/<ms> answers "ok" after <ms> ms (the echo
 module's echo_sleep). SIPp sends MESSAGE requests (bench/kamailio/message.xml) at an offered
 rate (-r, default 5,000/s) with at most -l in flight (default 64 for the sync variants, which
-then run closed-loop, as bench/sip.py; 4,000 for the async ones, so that the offered rate
-binds), no retransmissions (-nr: a slow answer is a response time, never a second request).
+then run closed-loop, as bench/sip.py; 4,000 for the async ones, C http_async_client included,
+so that the offered rate binds), no retransmissions (-nr: a slow answer is a response time,
+never a second request).
 
 Per run: calls/s answered 200, failed calls (a 500, or no answer within 5 s), SIP response
 time percentiles (SIPp -trace_rtt), and CPU from /proc of every Kamailio process, split into
-the SIP workers (and Kamailio's other processes), kamhttp's HTTP processes and their transfer
-processes; nginx's and SIPp's. Then the in-flight probe: per async variant, SIPp keeps
---inflight MESSAGEs in flight against a --inflight-delay ms answer while OPTIONS (answered
-by a SIP worker without HTTP) go one at a time at --ping-rate, timed with perf_counter (SIPp's
-response times have 1 ms resolution); their percentiles are what SIP sees while that many
-transfers wait.
+the SIP workers (and Kamailio's other processes), kamhttp's HTTP processes (for C
+http_async_client: its worker, told apart by its description in core.psx) and their transfer
+processes (none for the C module); nginx's and SIPp's. Then the in-flight probe: per async
+variant (C http_async_client included), SIPp keeps --inflight MESSAGEs in flight against a
+--inflight-delay ms answer while OPTIONS (answered by a SIP worker without HTTP) go one at a
+time at --ping-rate, timed with perf_counter (SIPp's response times have 1 ms resolution);
+their percentiles are what SIP sees while that many transfers wait.
 
 Run:   .venv/bin/python bench/async_sip.py --json /tmp/async.json       # ~15 min
        .venv/bin/python bench/async_sip.py --delays 100 --only async --rounds 3
@@ -30,6 +38,8 @@ Run:   .venv/bin/python bench/async_sip.py --json /tmp/async.json       # ~15 mi
        .venv/bin/python bench/async_sip.py --smoke                       # ~20 s
 Needs: what bench/sip.py needs, tm/tmx/evrexec (Debian's kamailio package) and nginx's echo
 module (libnginx-mod-http-echo, a dependency of nginx-light).
+For C http_async_client: that module's .so, built from Kamailio 5.6.3's source outside the
+repository (it must match Debian's /usr/sbin/kamailio: same version and compile flags).
 """
 from __future__ import annotations
 
@@ -43,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,27 +74,39 @@ NCPU = os.cpu_count() or 1
 
 C_ASYNC_REFERENCE = "C http_async_client (issue 12): 4,724 calls/s at 5,000/s offered, " \
     "171 µs Kamailio CPU per call, 100 ms delay"
+C_ASYNC_LABEL = "C http_async_client"
+C_ASYNC_MODULE = Path("/tmp/kamailio-http_async_client/http_async_client.so")
+"""Where --c-async-module looks by default: Kamailio 5.6.3's module built outside the
+repository (Debian's kamailio packages have no http_async_client)."""
+C_ASYNC_WORKER = "Http Async Worker"   # the description its workers have in core.psx
+C_ASYNC_PKG_MB = 256                   # -M: issue 12's setting for the C module
+ASYNC_KINDS = ("async", "C async")     # driven at the offered rate (SIPp -l --async-limit)
 
 
 class BenchKamailio(Kamailio):
     """The harness's Kamailio with ``-m`` (shared memory, MB): at 5,000 calls/s tm keeps
     every transaction for its wait_timer (5 s) after the reply, ~25,000 at once, more than
-    Kamailio's default 64 MB hold (then t_suspend fails: "out of mem")."""
+    Kamailio's default 64 MB hold (then t_suspend fails: "out of mem"). ``pkg_mb`` (``-M``,
+    private memory per process, MB) when set: the C http_async_client variant."""
 
     shm_mb = 1024
+    pkg_mb = 0
 
     def command(self) -> list[str]:
-        return [*super().command(), "-m", str(self.shm_mb)]
+        pkg = ["-M", str(self.pkg_mb)] if self.pkg_mb else []
+        return [*super().command(), "-m", str(self.shm_mb), *pkg]
 
 
 @dataclass
 class Variant:
     label: str
-    kind: str                     # C | sync | async
-    processes: int = 0            # kamhttp HTTP processes (async)
+    kind: str                     # C | sync | async | C async
+    processes: int = 0            # kamhttp HTTP processes (async), the C module's workers
     defines: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+    pkg_mb: int = 0               # Kamailio -M (0: its default)
     kamailio: Kamailio | None = None
+    http_pids: list[int] = field(default_factory=list)  # C async: its workers (core.psx)
     limit: int = 0
     calls: int = 0
     rate: list[float] = field(default_factory=list)
@@ -108,12 +131,16 @@ def variants(args) -> list[Variant]:
                    defines={**py, "HTTP_PROCESSES_1": 1}, env={"BENCH_MODE": "async"}),
            Variant("kamhttp async, 2 HTTP processes", "async", 2,
                    defines={**py, "HTTP_PROCESSES_2": 1}, env={"BENCH_MODE": "async"})]
+    module = getattr(args, "c_async_module", None)
+    if module is not None:
+        out.append(Variant(C_ASYNC_LABEL, "C async", 1, defines={"C_ASYNC": str(module)},
+                           pkg_mb=C_ASYNC_PKG_MB))
     if args.only:
         out = [v for v in out if any(s in v.label for s in args.only)]
     tree = getattr(args, "tree", None)
     for v in out:
-        v.limit = args.async_limit if v.kind == "async" else args.sync_limit
-        if tree is not None and v.kind != "C":
+        v.limit = args.async_limit if v.kind in ASYNC_KINDS else args.sync_limit
+        if tree is not None and not v.kind.startswith("C"):
             v.env["PYTHONPATH"] = os.pathsep.join([str(tree), str(venv_site_packages())])
     return out
 
@@ -121,12 +148,27 @@ def variants(args) -> list[Variant]:
 def start(v: Variant, nginx: Nginx, delay: int, children_n: int, workdir: Path) -> None:
     path = f"/delay/{delay}"
     con = f"bench=>http://{nginx.base()}"
-    defines = {"CHILDREN": children_n, "HTTP_PATH": path, "HTTPCON": con, **v.defines}
+    defines = {"CHILDREN": children_n, "HTTP_PATH": path, "HTTPCON": con,
+               "HTTP_URL": f"http://{nginx.base()}{path}", **v.defines}
     env = {**v.env, "BENCH_PATH": path, "BENCH_CON": con, "BENCH_KEEP": "1"}
     v.kamailio = BenchKamailio(CFG, workdir, defines=defines, env=env,
                                sip_port=free_udp_port())
+    v.kamailio.pkg_mb = v.pkg_mb
     v.kamailio.start()
     wait_http(v)
+    if v.kind == "C async":
+        v.http_pids = described(v.kamailio, C_ASYNC_WORKER)
+        if len(v.http_pids) != v.processes:
+            print(f"({v.label}: {len(v.http_pids)} processes described {C_ASYNC_WORKER!r} in "
+                  f"core.psx, {v.processes} expected: their CPU is counted as SIP)")
+
+
+def described(kamailio: Kamailio, description: str) -> list[int]:
+    """The PIDs of Kamailio's processes with this description in its process table (RPC
+    core.psx, what kamctl ps shows)."""
+    table_ = kamailio.rpc("core.psx")
+    return sorted(int(p["PID"]) for p in table_
+                  if isinstance(p, dict) and p.get("DSC") == description)
 
 
 def wait_http(v: Variant, timeout: float = 30.0) -> None:
@@ -155,13 +197,15 @@ def parents() -> dict[int, int]:
     return out
 
 
-def roles(main: int) -> tuple[list[int], list[int], list[int]]:
+def roles(main: int, http_pids: Iterable[int] = ()) -> tuple[list[int], list[int], list[int]]:
     """(SIP workers and Kamailio's other processes, kamhttp's HTTP processes, their transfer
-    processes) of one Kamailio: a transfer process is the child of a child of the main one."""
+    processes) of one Kamailio: a transfer process is the child of a child of the main one.
+    ``http_pids``: children of the main process counted as HTTP processes too (the C
+    http_async_client's workers, which have no transfer process)."""
     parent_of = parents()
     kids = [p for p, pp in parent_of.items() if pp == main]
     transfer = [p for p, pp in parent_of.items() if pp in kids]
-    http = sorted({parent_of[p] for p in transfer})
+    http = sorted({parent_of[p] for p in transfer} | (set(http_pids) & set(kids)))
     rest = [main, *(p for p in kids if p not in http)]
     return rest, http, transfer
 
@@ -236,12 +280,12 @@ def run_sipp(v: Variant, calls: int, rate: float, workdir: Path
 
 def measure(v: Variant, nginx: Nginx, rate: float) -> None:
     wd = v.kamailio.workdir
-    rest, http, transfer = roles(v.kamailio.pid)
+    rest, http, transfer = roles(v.kamailio.pid, v.http_pids)
     allp = rest + http + transfer
     k0 = [cpu_seconds(rest), cpu_seconds(http), cpu_seconds(transfer)]
     n0, m0 = cpu_seconds(nginx.pids()), machine_busy()
     elapsed, ok, failed, rts, sipp_cpu = run_sipp(v, v.calls, rate, wd)
-    rest2, http2, transfer2 = roles(v.kamailio.pid)
+    rest2, http2, transfer2 = roles(v.kamailio.pid, v.http_pids)
     if set(rest2 + http2 + transfer2) != set(allp):
         print(f"({v.label}: Kamailio's processes changed during a run: "
               f"{sorted(allp)} -> {sorted(rest2 + http2 + transfer2)})")
@@ -263,7 +307,7 @@ def measure(v: Variant, nginx: Nginx, rate: float) -> None:
 def expected_rate(v: Variant, rate: float, delay: int, children_n: int) -> float:
     """What a variant can answer at most: the offered rate, or for a sync variant its workers
     each waiting ``delay`` ms per call."""
-    if v.kind != "async" and delay:
+    if v.kind not in ASYNC_KINDS and delay:
         return min(rate, children_n * 1000 / delay)
     return rate
 
@@ -280,7 +324,7 @@ def run_group(delay: int, args, nginx: Nginx, root: Path) -> dict:
             elapsed, ok, failed, _, _ = run_sipp(v, warm, rate, v.kamailio.workdir)
             if failed:
                 print(f"(delay {delay} ms: {v.label}: {failed} of {warm} warm-up calls failed)")
-            if v.kind == "async":
+            if v.kind in ASYNC_KINDS:
                 v.calls = max(args.min_calls, int(rate * args.seconds))
             else:
                 measured = min(expect, ok / elapsed if elapsed else expect)
@@ -360,7 +404,7 @@ def inflight_group(args, nginx: Nginx, root: Path) -> dict:
     answer after ``--inflight-delay`` ms; once they are, a second SIPp sends OPTIONS at
     ``--ping-rate`` for ``--ping-seconds``: their response times."""
     delay = args.inflight_delay
-    vs = [v for v in variants(args) if v.kind == "async"]
+    vs = [v for v in variants(args) if v.kind in ASYNC_KINDS]
     ramp = max(1.5, 2 * delay / 1000)
     load_rate = 2 * args.inflight * 1000 / delay
     try:
@@ -444,27 +488,52 @@ def report(g: dict) -> str:
 
 def targets(groups: list[dict]) -> list[str]:
     lines = []
+    c_measured = None             # the C http_async_client at 100 ms, when this run had it
+    c_seen = False                # ... at any delay
     for g in groups:
         by = {v["label"]: v for v in g["variants"]}
         asyncs = [v for v in g["variants"] if v["kind"] == "async"]
+        c_async = by.get(C_ASYNC_LABEL)
+        c_seen = c_seen or c_async is not None
         if g.get("probe"):
-            for v in asyncs:
+            for v in asyncs + ([c_async] if c_async else []):
                 p99 = [r["p99"] for r in v["ping_ms"] if r]
                 if not p99:
                     continue
                 med, worst = statistics.median(p99), max(p99)
+                verdict = ("for comparison" if v is c_async else
+                           f"target < 10 ms with 1,000: "
+                           f"{'met' if med < 10 and worst < 10 else 'MISSED'}")
                 lines.append(f"- {g['group']}: {v['label']}: OPTIONS p99 {med:.1f} ms "
                              f"(worst round {worst:.1f}), {statistics.median(v['inflight']):,.0f}"
-                             f" in flight (target < 10 ms with 1,000): "
-                             f"{'met' if med < 10 and worst < 10 else 'MISSED'}")
+                             f" in flight ({verdict})")
         elif g["delay"] == 100:
+            c_rate = statistics.median(c_async["rate"]) if c_async else None
             for v in asyncs:
                 rate, failed = statistics.median(v["rate"]), sum(v["failed"])
-                lines.append(f"- delay 100 ms: {v['label']}: {rate:,.0f} calls/s at "
-                             f"{g['rate']:,.0f}/s offered, {failed} failed (target >= 2,500 "
-                             f"with 0 failed): "
-                             f"{'met' if rate >= 2500 and failed == 0 else 'MISSED'}; "
-                             f"Kamailio CPU {statistics.median(v['kam_us']):,.0f} µs/call")
+                kam = statistics.median(v["kam_us"])
+                if c_async:
+                    ratio = paired(v["rate"], c_async["rate"])
+                    ok = rate >= c_rate and rate >= 2500 and failed == 0
+                    lines.append(
+                        f"- delay 100 ms: {v['label']}: {rate:,.0f} calls/s at "
+                        f"{g['rate']:,.0f}/s offered, {failed} failed; {C_ASYNC_LABEL} in "
+                        f"the same run {c_rate:,.0f} calls/s ({ratio:.2f} ×, paired) (target: "
+                        f"at least the C module's, >= 2,500 with 0 failed): "
+                        f"{'met' if ok else 'MISSED'}; Kamailio CPU {kam:,.0f} µs/call, "
+                        f"{paired(v['kam_us'], c_async['kam_us']):.2f} × the C module's")
+                else:
+                    lines.append(f"- delay 100 ms: {v['label']}: {rate:,.0f} calls/s at "
+                                 f"{g['rate']:,.0f}/s offered, {failed} failed (target >= 2,500 "
+                                 f"with 0 failed): "
+                                 f"{'met' if rate >= 2500 and failed == 0 else 'MISSED'}; "
+                                 f"Kamailio CPU {kam:,.0f} µs/call")
+            if c_async:
+                c_measured = (f"{C_ASYNC_LABEL} (Kamailio 5.6.3's module, 1 worker, -M "
+                              f"{C_ASYNC_PKG_MB}) measured in this run: {c_rate:,.0f} calls/s "
+                              f"at {g['rate']:,.0f}/s offered, {sum(c_async['failed'])} failed, "
+                              f"{statistics.median(c_async['kam_us']):,.0f} µs Kamailio CPU per "
+                              f"call, 100 ms delay")
         elif g["delay"] == 0 and "kamhttp sync" in by:
             for v in asyncs:
                 ratio = paired(v["kam_us"], by["kamhttp sync"]["kam_us"])
@@ -472,8 +541,11 @@ def targets(groups: list[dict]) -> list[str]:
                              f"kamhttp sync kc=1 (target <= 1.5): "
                              f"{'met' if ratio <= 1.5 else 'MISSED'}")
     if lines:
-        lines.append(f"- reference: {C_ASYNC_REFERENCE} (not measured here: Debian ships no "
-                     "http_async_client)")
+        lines.append(f"- reference: {c_measured}" if c_measured else
+                     f"- reference: {C_ASYNC_REFERENCE} (" + (
+                         "this run measured it at no 100 ms delay" if c_seen else
+                         "not measured here: Debian ships no http_async_client; "
+                         "--c-async-module") + ")")
     return lines
 
 
@@ -516,6 +588,10 @@ def main(argv: list[str] | None = None) -> int:
                          "measure) instead of this one")
     ap.add_argument("--shm", type=int, default=1024,
                     help="Kamailio's shared memory, MB (-m; default 1024: see BenchKamailio)")
+    ap.add_argument("--c-async-module", type=Path, metavar="PATH",
+                    help="http_async_client.so built from Kamailio 5.6.3's source, for the "
+                         f"variant {C_ASYNC_LABEL!r} (default: {C_ASYNC_MODULE} if it exists, "
+                         "else that variant is skipped)")
     ap.add_argument("--smoke", action="store_true", help="one tiny round, delay 0 and the probe")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--report", type=Path, help="print the tables of a saved --json file")
@@ -536,17 +612,33 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"cannot run: {reason}")
         return 2
+    c_note = ""
+    if args.c_async_module is None:
+        args.c_async_module = C_ASYNC_MODULE if C_ASYNC_MODULE.is_file() else None
+        if args.c_async_module is None and (
+                not args.only or any(s in C_ASYNC_LABEL for s in args.only)):
+            c_note = (f"({C_ASYNC_LABEL}: skipped, no {C_ASYNC_MODULE}: Debian ships no "
+                      f"http_async_client; build it from Kamailio 5.6.3's source and pass "
+                      f"--c-async-module PATH)\n")
+    elif not args.c_async_module.is_file():
+        print(f"cannot run: --c-async-module {args.c_async_module}: no such file")
+        return 2
+    else:
+        args.c_async_module = args.c_async_module.resolve()
     delays = [int(d) for d in args.delays.split(",") if d.strip()]
     BenchKamailio.shm_mb = args.shm
     results = {"machine": machine(), "rounds": args.rounds, "groups": [],
-               "kamhttp": _revision(args.tree or HERE.parent)}
+               "kamhttp": _revision(args.tree or HERE.parent),
+               "c_async_module": str(args.c_async_module) if args.c_async_module else None}
     print(f"# kamhttp asynchronous SIP benchmark (Kamailio + SIPp)\n\n{results['machine']}\n"
           f"{args.rounds} rounds, A/B interleaved; medians over rounds; spread = (max-min)/"
           f"median; failed = summed over rounds; RT = SIP response time (SIPp), percentiles "
           f"per run, median over rounds; SIP/HTTP proc/transfer = Kamailio CPU µs per call of "
           f"the SIP workers (and Kamailio's other processes), kamhttp's HTTP processes and "
           f"their transfer processes; cores K/N/S/other = CPU per second of Kamailio, nginx, "
-          f"SIPp and anything else on the machine.\nkamhttp: {results['kamhttp']}\n",
+          f"SIPp and anything else on the machine.\nkamhttp: {results['kamhttp']}\n"
+          + (f"{C_ASYNC_LABEL}: {args.c_async_module} (1 worker, -M {C_ASYNC_PKG_MB}; its "
+             f"worker in the HTTP proc column)\n" if args.c_async_module else c_note),
           flush=True)
     root = Path(tempfile.mkdtemp(prefix="kamhttp-async-"))
     all_delays = tuple(sorted(set(delays) | ({args.inflight_delay} if args.inflight else set())))
