@@ -112,10 +112,22 @@ def submit(job: Job) -> int:
     if isinstance(runtime, int):
         return runtime
     ksr: Any = sys.modules.get("KSR")
-    if ksr is None or ksr.tmx.t_suspend() != 1:
-        log.error("t_suspend() failed: is tmx loaded, and is this a request that can have "
-                  "a transaction?")
+    if ksr is None:
+        log.error("t_suspend() failed: KSR is not loaded")
         return -1
+    # tm runs the onreply route again for a retransmitted reply (an INVITE's 2xx) while the
+    # first is suspended, and its t_suspend() suspends it again: refuse that here
+    in_reply = ksr.tmx.t_is_reply_route() > 0
+    if in_reply and ksr.pv.get(resumer.REPLY_SUSPENDED):
+        log.warning("a reply of this transaction is suspended already (a retransmitted "
+                    "reply): %s not sent", printable(job.url))
+        return -1
+    if ksr.tmx.t_suspend() != 1:
+        log.error("t_suspend() failed: is tmx loaded, and is this a request, or a reply in a "
+                  "tm onreply route (t_on_reply) of a transaction without a final reply?")
+        return -1
+    if in_reply:
+        ksr.pv.sets(resumer.REPLY_SUSPENDED, "1")
     job.index = int(ksr.pv.get("$T(id_index)"))
     job.label = int(ksr.pv.get("$T(id_label)"))
     if not runtime.handover.put(job):

@@ -41,6 +41,9 @@ from .transfers import FrameReader, FrameWriter, serve
 log = get_logger("async")
 
 RESUME_METHOD = "kamhttp_resume"
+REPLY_SUSPENDED = "$avp(kamhttp_reply_suspended)"
+"""A transaction AVP, set while kamhttp holds a reply of the transaction suspended (an async
+call in a tm onreply route), unset when it resumes."""
 HTTP_PROCESS_LOST = -4
 """Result.code in a resume method when the transfer process died with the request."""
 TIMEOUT = 28
@@ -256,8 +259,8 @@ def finish(job: Job, outcome: Outcome) -> None:
     try:
         with handling(job):
             if ksr.tmx.t_continue(job.index, job.label, RESUME_METHOD) < 0:
-                log.error("t_continue(%d, %d) failed: the transaction is gone", job.index,
-                          job.label)
+                log.error("t_continue(%d, %d) failed: the transaction is gone or not "
+                          "suspended", job.index, job.label)
     except Exception:
         log.exception("t_continue(%d, %d)", job.index, job.label)
     finally:
@@ -273,6 +276,9 @@ def resume_script(handler: Any, msg: Any, args: tuple[Any, ...]) -> int:
         return -1
     job, outcome = _resuming
     _last_result = result_of(outcome)
+    ksr: Any = sys.modules.get("KSR")
+    if ksr.tmx.t_is_reply_route() > 0:
+        ksr.pv.unset(REPLY_SUSPENDED)           # a chain may suspend the reply again
     try:
         pv.sets(job.dpv, outcome.value.decode("utf-8", "replace"))
     except Exception:

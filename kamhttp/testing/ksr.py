@@ -197,6 +197,8 @@ class Emulator:
         module.tmx = Namespace("KSR.tmx", {
             "t_suspend": kemi("tmx.t_suspend", "", self._t_suspend),
             "t_continue": kemi("tmx.t_continue", "iis", self._t_continue),
+            # the kit runs request routes and resume methods of suspended requests only
+            "t_is_reply_route": kemi("tmx.t_is_reply_route", "", lambda: -1),
         })
         module.x = Namespace("KSR.x", {"modf": self._modf})
 
