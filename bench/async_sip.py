@@ -449,6 +449,9 @@ def _med(runs: list[dict], key: str) -> str:
     return f"{statistics.median(values):,.1f}" if values else ""
 
 
+_TIE = " (the offered rate binds both: raise --rate to compare capacity)"
+
+
 def paired(a: list[float], b: list[float]) -> float:
     ratios = [x / y for x, y in zip(a, b) if y]
     return statistics.median(ratios) if ratios else float("nan")
@@ -514,13 +517,17 @@ def targets(groups: list[dict]) -> list[str]:
                 kam = statistics.median(v["kam_us"])
                 if c_async:
                     ratio = paired(v["rate"], c_async["rate"])
-                    ok = rate >= c_rate and rate >= 2500 and failed == 0
+                    # both answering the whole offered rate (SIPp paces at ~96 % of -r) is
+                    # a tie, not a difference: say so rather than compare the last call/s
+                    bound = min(rate, c_rate) >= 0.95 * g["rate"] and ratio >= 0.99
+                    ok = (rate >= c_rate or bound) and rate >= 2500 and failed == 0
                     lines.append(
                         f"- delay 100 ms: {v['label']}: {rate:,.0f} calls/s at "
                         f"{g['rate']:,.0f}/s offered, {failed} failed; {C_ASYNC_LABEL} in "
                         f"the same run {c_rate:,.0f} calls/s ({ratio:.2f} ×, paired) (target: "
                         f"at least the C module's, >= 2,500 with 0 failed): "
-                        f"{'met' if ok else 'MISSED'}; Kamailio CPU {kam:,.0f} µs/call, "
+                        f"{'met' if ok else 'MISSED'}{_TIE if bound else ''}; "
+                        f"Kamailio CPU {kam:,.0f} µs/call, "
                         f"{paired(v['kam_us'], c_async['kam_us']):.2f} × the C module's")
                 else:
                     lines.append(f"- delay 100 ms: {v['label']}: {rate:,.0f} calls/s at "
