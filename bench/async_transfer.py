@@ -34,7 +34,8 @@ from common import Nginx, cpu_seconds, machine  # noqa: E402
 
 import kamhttp  # noqa: E402
 from kamhttp.aio.jobs import Job, Outcome  # noqa: E402
-from kamhttp.aio.transfers import FrameReader, FrameWriter, serve  # noqa: E402
+from kamhttp.aio import transfers  # noqa: E402
+from kamhttp.aio.transfers import FrameReader, FrameWriter  # noqa: E402
 
 
 def one_round(sock: socket.socket, pid: int, path: str, jobs: int, in_flight: int,
@@ -78,16 +79,7 @@ def main() -> int:
         kamhttp.modparam("keep_connections", 1)
         kamhttp.modparam("httpcon", f"bench=>http://{nginx.base()}")
         kamhttp.finalize()
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            mine.close()
-            try:
-                serve(theirs)
-            finally:
-                os._exit(0)
-        theirs.close()
-        mine.setblocking(False)
+        pid, mine = transfers.start()
         rows = []
         try:
             path = f"/delay/{args.delay}"

@@ -7,14 +7,14 @@ import dataclasses
 import json
 import os
 import select
-import socket
 
 import pytest
 
 import kamhttp
 from kamhttp.aio.handover import INLINE_BODY, Handover
 from kamhttp.aio.jobs import Job, Outcome
-from kamhttp.aio.transfers import FrameReader, FrameWriter, serve
+from kamhttp.aio import transfers
+from kamhttp.aio.transfers import FrameReader, FrameWriter
 
 pytestmark = pytest.mark.usefixtures("fresh_config")
 
@@ -71,16 +71,7 @@ class TransferProcess:
     """A transfer process forked as the HTTP process forks it, fed through its pipe."""
 
     def __init__(self) -> None:
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.pid = os.fork()
-        if self.pid == 0:
-            mine.close()
-            try:
-                serve(theirs)
-            finally:
-                os._exit(0)
-        theirs.close()
-        mine.setblocking(False)
+        self.pid, mine = transfers.start()
         self.sock = mine
         self.writer, self.reader = FrameWriter(mine), FrameReader(mine)
         self.next_id = 1

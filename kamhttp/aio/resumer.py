@@ -36,7 +36,8 @@ from ..ops import counters
 from ..script.api import Result
 from . import board, shared
 from .jobs import NO_TRANSACTION, Job, Outcome, handling
-from .transfers import FrameReader, FrameWriter, serve
+from . import transfers
+from .transfers import FrameReader, FrameWriter
 
 log = get_logger("async")
 
@@ -116,17 +117,7 @@ class HttpProcess:
 
     def spawn(self) -> None:
         """Start a transfer process with a private stream socket pair to it."""
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:                                 # the transfer process
-            mine.close()
-            _become_transfer_process()
-            try:
-                serve(theirs)
-            finally:
-                os._exit(0)
-        theirs.close()
-        mine.setblocking(False)
+        pid, mine = transfers.start(_become_transfer_process)
         self.child_pid, self.child_sock, self.child_fd = pid, mine, mine.fileno()
         self.reader, self.writer = FrameReader(mine), FrameWriter(mine)
         self.waiting_to_write = False

@@ -10,12 +10,14 @@ timer callbacks feed one epoll, which also watches the pipe to the HTTP process.
 """
 from __future__ import annotations
 
+import os
 import select
 import socket
 import struct
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import pycurl
 
@@ -287,6 +289,24 @@ class TransferProcess:
         else:
             self.writer.add(flight.job_id, Outcome.of(
                 request.result(flight.exchange, attempt), flight.ok, flight.failed).encode())
+
+
+def start(setup: Callable[[], None] | None = None) -> tuple[int, socket.socket]:
+    """Fork a transfer process (``setup`` runs first in the child): its pid, and this end of
+    the stream socket pair to it, non-blocking."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:                                 # the transfer process
+        mine.close()
+        try:
+            if setup is not None:
+                setup()
+            serve(theirs)
+        finally:
+            os._exit(0)
+    theirs.close()
+    mine.setblocking(False)
+    return pid, mine
 
 
 def serve(sock: socket.socket) -> None:
