@@ -12,7 +12,6 @@ import re
 import select
 import socket
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable, Hashable, Iterable
 
 import pycurl
@@ -495,7 +494,8 @@ def prepare(handle: Handle, url: str, method: str | None, body: bytes | None,
             source = BodySource(body, _idempotent(method))
             # a POST is not sent where it could not be sent again
             if not fresh and not source.replayable:
-                fresh = (handle.pool_closed or partial(_closed_by_peer, curl))()
+                fresh = handle.pool_closed() if handle.pool_closed is not None \
+                    else _closed_by_peer(curl)
         if fresh != handle.fresh:
             setopt(pycurl.FRESH_CONNECT, 1 if fresh else 0)
             handle.fresh = fresh
